@@ -1,0 +1,207 @@
+"""Image I/O at the edge of the library: files <-> float32 RGB arrays in [0, 1] (H, W, 3).
+
+Everything a user might hand us is normalised here (EXIF orientation, grayscale, RGBA, palette,
+16-bit, CMYK) or refused with a message that names the file and the problem.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import os
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from nst_jax.errors import InputError
+from nst_jax.params_io import atomic_write
+
+MIN_SIDE = 16  # the encoders pool four times before relu5_1
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+
+def _to_rgb_float(img: Image.Image, path: str | os.PathLike) -> np.ndarray:
+    img = ImageOps.exif_transpose(img)
+    if img.mode in ("I;16", "I;16B", "I;16L", "I"):
+        # 16/32-bit grayscale: scale by the format's range, not by 255.
+        arr = np.asarray(img, np.float64)
+        peak = 65535.0 if img.mode.startswith("I;16") or arr.max() > 255 else 255.0
+        arr = np.clip(arr / peak, 0, 1).astype(np.float32)
+        return np.repeat(arr[..., None], 3, axis=-1)
+    if img.mode == "F":
+        arr = np.asarray(img, np.float32)
+        arr = (arr - arr.min()) / max(float(arr.max() - arr.min()), 1e-12)
+        return np.repeat(arr[..., None], 3, axis=-1)
+    if img.mode in ("RGBA", "LA", "PA") or (img.mode == "P" and "transparency" in img.info):
+        # Composite transparency on white, the way viewers show it.
+        rgba = img.convert("RGBA")
+        background = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        img = Image.alpha_composite(background, rgba)
+    return np.asarray(img.convert("RGB"), np.float32) / 255.0
+
+
+def load_image(path: str | os.PathLike, *, size: int | None = None, kind: str = "image") -> np.ndarray:
+    """Read an image file as float32 RGB in [0, 1], (H, W, 3).
+
+    Args:
+      path: the file.
+      size: if given, resize so the **longer** side is ``size`` pixels (aspect kept).
+      kind: a word used in error messages ("content", "style", "mask"...).
+    """
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"{kind} image not found: {path}")
+    if path.is_dir():
+        raise InputError(f"{kind} image {path} is a directory, not an image file")
+    try:
+        with Image.open(path) as img:
+            img.load()
+            arr = _to_rgb_float(img, path)
+    except UnidentifiedImageError as err:
+        raise InputError(f"{kind} image {path} is not an image file Pillow can read") from err
+    except (OSError, SyntaxError, ValueError) as err:
+        raise InputError(f"{kind} image {path} is truncated or corrupt ({err})") from err
+    check_image(arr, kind=f"{kind} image {path}")
+    if size is not None:
+        arr = resize_long_side(arr, size)
+    return arr
+
+
+def check_image(arr: np.ndarray, *, kind: str = "image", min_side: int = MIN_SIDE) -> np.ndarray:
+    """Validate a float RGB array: shape (H, W, 3), finite, in [0, 1], at least ``min_side`` px."""
+    arr = np.asarray(arr)
+    if arr.ndim != 3 or arr.shape[-1] != 3:
+        raise InputError(f"{kind} must be an RGB array of shape (H, W, 3), got {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.floating):
+        raise InputError(f"{kind} must be float RGB in [0, 1], got dtype {arr.dtype} (divide uint8 by 255)")
+    if not np.all(np.isfinite(arr)):
+        raise InputError(f"{kind} contains NaN or infinite values")
+    if arr.min() < -1e-6 or arr.max() > 1 + 1e-6:
+        raise InputError(f"{kind} values must lie in [0, 1], got [{arr.min():.3g}, {arr.max():.3g}]")
+    if min(arr.shape[:2]) < min_side:
+        raise InputError(f"{kind} is {arr.shape[1]}x{arr.shape[0]} px; at least {min_side} px per side "
+                         "is needed (VGG19 pools the image four times)")
+    return arr
+
+
+def resize(arr: np.ndarray, height: int, width: int) -> np.ndarray:
+    """High-quality resize (Lanczos when shrinking, bicubic when enlarging) of float RGB."""
+    if arr.shape[:2] == (height, width):
+        return arr
+    shrinking = height * width < arr.shape[0] * arr.shape[1]
+    img = Image.fromarray(to_uint8(arr))
+    img = img.resize((width, height), Image.Resampling.LANCZOS if shrinking else Image.Resampling.BICUBIC)
+    return np.asarray(img, np.float32) / 255.0
+
+
+def resize_long_side(arr: np.ndarray, size: int) -> np.ndarray:
+    h, w = arr.shape[:2]
+    scale = size / max(h, w)
+    return resize(arr, max(1, round(h * scale)), max(1, round(w * scale)))
+
+
+def load_mask(path: str | os.PathLike, height: int, width: int) -> np.ndarray:
+    """A mask file as float32 (H, W) in [0, 1] at the content's size (luminance; white = 1)."""
+    arr = load_image(path, kind="mask", size=None)
+    gray = arr.mean(axis=-1)
+    if gray.shape != (height, width):
+        img = Image.fromarray(np.round(gray * 255).astype(np.uint8))
+        gray = np.asarray(img.resize((width, height), Image.Resampling.BILINEAR), np.float32) / 255.0
+    return gray
+
+
+def to_uint8(arr: np.ndarray) -> np.ndarray:
+    return np.round(np.clip(np.asarray(arr, np.float32), 0.0, 1.0) * 255.0).astype(np.uint8)
+
+
+def save_image(path: str | os.PathLike, arr: np.ndarray, *, overwrite: bool = True) -> Path:
+    """Write float RGB in [0, 1] atomically (format from the suffix; PNG if none is recognised)."""
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise InputError(f"{path} exists; pass --overwrite to replace it")
+    fmt = Image.registered_extensions().get(path.suffix.lower(), "PNG")
+    img = Image.fromarray(to_uint8(arr))
+
+    def write(f):
+        buffer = io.BytesIO()
+        img.save(buffer, format=fmt, **({"quality": 95} if fmt == "JPEG" else {}))
+        f.write(buffer.getvalue())
+
+    return atomic_write(path, write)
+
+
+def list_images(folder: str | os.PathLike) -> list[Path]:
+    """Image files directly inside ``folder``, sorted by name."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise InputError(f"{folder} is not a directory")
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file())
+
+
+def contact_sheet(rows: Sequence[Sequence[np.ndarray | None]], *, row_labels: Sequence[str] = (),
+                  col_labels: Sequence[str] = (), cell: int = 256, title: str | None = None) -> np.ndarray:
+    """Arrange images in a labelled grid (rows x columns), each fitted into a ``cell`` square.
+
+    ``None`` leaves a cell empty. Returns float RGB in [0, 1]. Uses matplotlib for the text.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_rows, n_cols = len(rows), max(len(r) for r in rows)
+    dpi = 100
+    label_w = 1.2 if row_labels else 0.0
+    fig_w = n_cols * cell / dpi + label_w
+    fig_h = n_rows * cell / dpi + (0.35 if col_labels else 0) + (0.45 if title else 0)
+    fig = plt.figure(figsize=(fig_w, fig_h), dpi=dpi)
+    top = 1 - ((0.35 if col_labels else 0) + (0.45 if title else 0)) / fig_h
+    left = label_w / fig_w
+    for r, row in enumerate(rows):
+        for c in range(n_cols):
+            ax = fig.add_axes([left + c * (1 - left) / n_cols, top - (r + 1) * top / n_rows,
+                               (1 - left) / n_cols, top / n_rows])
+            ax.set_xticks([]), ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            image = row[c] if c < len(row) else None
+            if image is not None:
+                ax.imshow(np.clip(image, 0, 1), interpolation="lanczos")
+            if r == 0 and c < len(col_labels):
+                ax.set_title(col_labels[c], fontsize=9)
+            if c == 0 and r < len(row_labels):
+                ax.set_ylabel(row_labels[r], fontsize=9, rotation=0, ha="right", va="center")
+    if title:
+        fig.suptitle(title, fontsize=11, y=1 - 0.12 / fig_h)
+    fig.canvas.draw()
+    sheet = np.asarray(fig.canvas.buffer_rgba())[..., :3].astype(np.float32) / 255.0
+    plt.close(fig)
+    return sheet
+
+
+def pad_to_multiple(x, multiple: int):
+    """Reflect-pad NHWC ``x`` at the bottom/right so H and W are multiples of ``multiple``.
+
+    Returns ``(padded, (H, W))``; crop back with ``out[:, :H, :W]`` after the network.
+    """
+    import jax.numpy as jnp
+
+    h, w = x.shape[1], x.shape[2]
+    ph, pw = (-h) % multiple, (-w) % multiple
+    if ph or pw:
+        if ph >= h or pw >= w:  # reflect needs pad < size; fall back to edge for tiny inputs
+            x = jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="edge")
+        else:
+            x = jnp.pad(x, ((0, 0), (0, ph), (0, pw), (0, 0)), mode="reflect")
+    return x, (h, w)
+
+
+def fit_within(arr: np.ndarray, max_pixels: int) -> np.ndarray:
+    """Shrink so that H*W <= ``max_pixels`` (aspect kept); a no-op if already small enough."""
+    h, w = arr.shape[:2]
+    if h * w <= max_pixels:
+        return arr
+    scale = math.sqrt(max_pixels / (h * w))
+    return resize(arr, max(1, int(h * scale)), max(1, int(w * scale)))
