@@ -90,7 +90,8 @@ def bench_optimizers(vgg, size: int, steps: int) -> list[dict]:
     content, style = _images(size)
     targets = G.style_targets(vgg, [jnp.asarray(style)], layers=cfg.style_layers, padding=cfg.padding,
                               pool=cfg.pool, blend=[1.0])
-    loss_fn = G.make_loss_fn(vgg, jnp.asarray(content)[None], targets, cfg)
+    objective = G.build_objective(vgg, jnp.asarray(content)[None], targets, cfg)
+    loss_fn = lambda y: G.objective_loss(y, vgg, objective, cfg)  # noqa: E731
     rows = []
     for name in ("ours_lbfgs", "adam", "optax_lbfgs_zoom"):
         x = jnp.asarray(content)[None]
@@ -105,11 +106,11 @@ def bench_optimizers(vgg, size: int, steps: int) -> list[dict]:
                 updates, state = tx.update(grad, state, y, value=value, grad=grad, value_fn=value_fn)
                 return jnp.clip(optax.apply_updates(y, updates), 0, 1), state, value
         else:
-            tx = G._optimizer(G.GatysConfig(optimizer="adam" if name == "adam" else "lbfgs"))
-            inner = G.make_step(loss_fn, tx)
+            config = G.GatysConfig(optimizer="adam" if name == "adam" else "lbfgs")
+            tx = G._optimizer(config)
 
-            def step(y, state, inner=inner):
-                y, state, total, _ = inner(y, state)
+            def step(y, state, config=config):
+                y, state, total, _ = G.optimizer_step(y, state, vgg, objective, config=config)
                 return y, state, total
         state = tx.init(x)
         x, state, value = step(x, state)

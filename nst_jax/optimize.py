@@ -23,6 +23,7 @@ measured ~4.5x slower per step on this CPU (see benchmarks/gatys_step.py). ``"ad
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -107,41 +108,51 @@ def style_targets(vgg_params, styles: Sequence[jax.Array], *, layers: Sequence[s
     return [{layer: sum(w * g[layer] for w, g in zip(blend, per_style)) for layer in layers}]
 
 
-def make_loss_fn(vgg_params, content: jax.Array, targets, config: GatysConfig, *,
-                 region_masks: jax.Array | None = None, channels: dict[str, Any] | None = None):
-    """Build ``loss(x) -> (total, parts)`` for an image ``x`` (1, H, W, 3) at ``content``'s size.
+def build_objective(vgg_params, content: jax.Array, targets, config: GatysConfig, *,
+                    region_masks: jax.Array | None = None, channels: dict[str, Any] | None = None) -> dict:
+    """Everything the loss compares against, as a pytree (so one compiled step serves every image
+    of the same size): content features, Gram targets, per-layer region masks, filter indices.
 
     ``region_masks``: (S, H, W) content-resolution masks, one per style target (guided Gram).
     """
-    layers = tuple(dict.fromkeys(config.content_layers + config.style_layers))
-    kw = dict(padding=config.padding, pool=config.pool)
-    content_targets = vgg19.features(vgg_params, content, config.content_layers, **kw)
-    weights = layer_weights(config.style_layers)
-    masks_per_layer = None
+    objective = {
+        "content": vgg19.features(vgg_params, content, config.content_layers, padding=config.padding,
+                                  pool=config.pool),
+        "grams": list(targets),
+        "masks": None,
+        "channels": {k: jnp.asarray(v, jnp.int32) for k, v in (channels or {}).items()},
+    }
     if region_masks is not None:
-        masks_per_layer = [{layer: mask_for_layer(m[None, ..., None], layer) for layer in config.style_layers}
-                           for m in region_masks]
-    channel_idx = {k: jnp.asarray(v) for k, v in (channels or {}).items()}
+        objective["masks"] = [{layer: mask_for_layer(m[None, ..., None], layer) for layer in config.style_layers}
+                              for m in region_masks]
+    return objective
 
-    def loss_fn(x):
-        feats = vgg19.features(vgg_params, x, layers, **kw)
-        content_loss = sum(mse(feats[k], content_targets[k]) for k in config.content_layers)
-        style_loss = 0.0
-        for i, target in enumerate(targets):
-            for layer in config.style_layers:
-                f = feats[layer]
-                if layer in channel_idx:
-                    f = jnp.take(f, channel_idx[layer], axis=-1)
-                m = None
-                if masks_per_layer is not None:
-                    m = masks_per_layer[i][layer][:, : f.shape[1], : f.shape[2]]
-                style_loss = style_loss + weights[layer] * jnp.mean(jnp.square(gram(f, mask=m) - target[layer]))
-        tv = tv_loss(x)
-        total = (config.content_weight * content_loss + config.style_weight * style_loss
-                 + config.tv_weight * tv)
-        return total, {"content": content_loss, "style": style_loss, "tv": tv}
 
-    return loss_fn
+def objective_loss(x: jax.Array, vgg_params, objective: dict, config: GatysConfig):
+    """``(total, parts)`` of the Gatys objective for an image ``x`` (1, H, W, 3)."""
+    layers = tuple(dict.fromkeys(config.content_layers + config.style_layers))
+    feats = vgg19.features(vgg_params, x, layers, padding=config.padding, pool=config.pool)
+    weights = layer_weights(config.style_layers)
+    content_loss = sum(mse(feats[k], objective["content"][k]) for k in config.content_layers)
+    style_loss = 0.0
+    for i, target in enumerate(objective["grams"]):
+        for layer in config.style_layers:
+            f = feats[layer]
+            if layer in objective["channels"]:
+                f = jnp.take(f, objective["channels"][layer], axis=-1)
+            m = None
+            if objective["masks"] is not None:
+                m = objective["masks"][i][layer][:, : f.shape[1], : f.shape[2]]
+            style_loss = style_loss + weights[layer] * jnp.mean(jnp.square(gram(f, mask=m) - target[layer]))
+    tv = tv_loss(x)
+    total = config.content_weight * content_loss + config.style_weight * style_loss + config.tv_weight * tv
+    return total, {"content": content_loss, "style": style_loss, "tv": tv}
+
+
+def make_loss_fn(vgg_params, content: jax.Array, targets, config: GatysConfig, **objective_kw):
+    """``loss(x) -> (total, parts)`` closed over a freshly built objective (tests, benchmarks)."""
+    objective = build_objective(vgg_params, content, targets, config, **objective_kw)
+    return lambda x: objective_loss(x, vgg_params, objective, config)
 
 
 def _optimizer(config: GatysConfig) -> optax.GradientTransformation:
@@ -150,17 +161,16 @@ def _optimizer(config: GatysConfig) -> optax.GradientTransformation:
     return optax.chain(optax.scale_by_lbfgs(memory_size=config.lbfgs_memory), optax.scale(-config.learning_rate))
 
 
-def make_step(loss_fn, tx: optax.GradientTransformation):
-    """One optimisation step: value-and-grad, optimizer update, projection onto [0, 1]."""
+@functools.partial(jax.jit, static_argnames=("config",))
+def optimizer_step(x, opt_state, vgg_params, objective, *, config: GatysConfig):
+    """One optimisation step: value-and-grad, optimizer update, projection onto [0, 1].
 
-    @jax.jit
-    def step(x, opt_state):
-        (total, parts), grad = jax.value_and_grad(loss_fn, has_aux=True)(x)
-        updates, opt_state = tx.update(grad, opt_state, x)
-        x = jnp.clip(optax.apply_updates(x, updates), 0.0, 1.0)
-        return x, opt_state, total, parts
-
-    return step
+    Compiled once per (image size, config); the VGG weights and the objective are arguments.
+    """
+    (total, parts), grad = jax.value_and_grad(objective_loss, has_aux=True)(x, vgg_params, objective, config)
+    updates, opt_state = _optimizer(config).update(grad, opt_state, x)
+    x = jnp.clip(optax.apply_updates(x, updates), 0.0, 1.0)
+    return x, opt_state, total, parts
 
 
 def pyramid_sizes(height: int, width: int, min_size: int) -> list[tuple[int, int]]:
@@ -257,15 +267,13 @@ def gatys(
         targets = style_targets(vgg_params, [jnp.asarray(s) for s in styles_l], layers=config.style_layers,
                                 padding=config.padding, pool=config.pool, blend=blend,
                                 channels=style_channels)
-        loss_fn = make_loss_fn(vgg_params, jnp.asarray(content_l)[None], targets, config,
-                               region_masks=masks_l, channels=style_channels)
-        tx = _optimizer(config)
-        step = make_step(loss_fn, tx)
+        objective = build_objective(vgg_params, jnp.asarray(content_l)[None], targets, config,
+                                    region_masks=masks_l, channels=style_channels)
         xj = jnp.asarray(x)[None]
-        opt_state = tx.init(xj)
+        opt_state = _optimizer(config).init(xj)
         level_steps = steps if level == 0 else max(1, int(round(steps * config.pyramid_step_fraction ** level)))
         for i in range(level_steps):
-            xj, opt_state, total, parts = step(xj, opt_state)
+            xj, opt_state, total, parts = optimizer_step(xj, opt_state, vgg_params, objective, config=config)
             record = {"total": float(total), **{k: float(v) for k, v in parts.items()}}
             if not math.isfinite(record["total"]):
                 raise FloatingPointError(f"Gatys loss became {record['total']} at level {level} step {i}; "

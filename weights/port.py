@@ -173,7 +173,12 @@ def port_keras(path: str | os.PathLike) -> dict[str, Any]:
             if name not in root:
                 raise WeightsError(f"{path}: no layer {name}; is this the Keras VGG19 notop file?")
             datasets = {}
-            root[name].visititems(lambda k, v: datasets.setdefault(k, v[()]) if hasattr(v, "shape") else None)
+
+            def collect(key, item, datasets=datasets):
+                if isinstance(item, h5py.Dataset):
+                    datasets[key] = item[()]  # returning None keeps h5py visiting
+
+            root[name].visititems(collect)
             kernel = [v for k, v in datasets.items() if v.ndim == 4]
             bias = [v for k, v in datasets.items() if v.ndim == 1]
             if len(kernel) != 1 or len(bias) != 1:
