@@ -43,6 +43,8 @@ def _add_stylize(sub) -> None:
                    help="one mask image per style (white = that style's region)")
     p.add_argument("--color", choices=COLORS, default=d.color,
                    help="colour preservation: luminance-only transfer or colour matching of the style")
+    p.add_argument("--alpha", type=float, default=None,
+                   help="content-style trade-off of the feed-forward methods, in [0, 1] (1 = full style)")
     p.add_argument("--seed", type=int, default=0, help="random seed (noise init and any random choice)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     g = p.add_argument_group("gatys optimisation")
@@ -122,6 +124,11 @@ def _cmd_stylize(args) -> int:
         raise InputError(f"unknown method {args.method!r}; available: {', '.join(sorted(METHODS))}")
     if args.size < 0 or (args.style_size is not None and args.style_size < 0):
         raise InputError("--size and --style-size must be >= 0")
+    if args.alpha is not None:
+        if not 0.0 <= args.alpha <= 1.0:
+            raise InputError(f"--alpha must lie in [0, 1], got {args.alpha}")
+        if args.method == "gatys":
+            raise InputError("--alpha applies to the feed-forward methods; for gatys, lower --style-weight")
     if args.save_every < 0:
         raise InputError("--save-every must be >= 0")
     config = _gatys_config(args)
@@ -222,7 +229,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Modules that register their own subcommands with ``add_cli(subparsers)``.
-_PLUGINS: tuple[str, ...] = ()
+_PLUGINS: tuple[str, ...] = ("nst_jax.demo",)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -103,9 +103,17 @@ def resize_long_side(arr: np.ndarray, size: int) -> np.ndarray:
 
 
 def load_mask(path: str | os.PathLike, height: int, width: int) -> np.ndarray:
-    """A mask file as float32 (H, W) in [0, 1] at the content's size (luminance; white = 1)."""
+    """A mask file as float32 (H, W) in [0, 1] at the content's size (luminance; white = 1).
+
+    A mask drawn at another resolution is resized, but its aspect ratio must match the content's
+    (within 2%): a mask of a differently shaped image would silently mask the wrong region.
+    """
     arr = load_image(path, kind="mask", size=None)
     gray = arr.mean(axis=-1)
+    mh, mw = gray.shape
+    if abs((mw / mh) / (width / height) - 1) > 0.02:
+        raise InputError(f"mask {path} is {mw}x{mh} px but the content is {width}x{height} px: "
+                         "the aspect ratios differ, so it cannot be a mask of this content")
     if gray.shape != (height, width):
         img = Image.fromarray(np.round(gray * 255).astype(np.uint8))
         gray = np.asarray(img.resize((width, height), Image.Resampling.BILINEAR), np.float32) / 255.0
@@ -205,3 +213,32 @@ def fit_within(arr: np.ndarray, max_pixels: int) -> np.ndarray:
         return arr
     scale = math.sqrt(max_pixels / (h * w))
     return resize(arr, max(1, int(h * scale)), max(1, int(w * scale)))
+
+
+def available_memory_bytes() -> int:
+    """Memory this process can still use: MemAvailable (Linux), else physical memory."""
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 1 << 62
+
+
+def check_fits_in_memory(height: int, width: int, *, bytes_per_pixel: float, what: str,
+                         available: int | None = None) -> None:
+    """Refuse work whose estimated peak memory exceeds what is available, naming the largest size
+    that would fit (measured costs per pixel are given by each method)."""
+    available = available_memory_bytes() if available is None else available
+    needed = bytes_per_pixel * height * width + 0.5e9
+    if needed > available:
+        max_side = int(math.sqrt(max(available - 0.5e9, 0) / bytes_per_pixel) * max(height, width)
+                       / math.sqrt(height * width))
+        raise InputError(
+            f"{what} at {width}x{height} px needs about {needed / 1e9:.1f} GB of memory but only "
+            f"{available / 1e9:.1f} GB is available; use a smaller size (a long side of about {max_side} px "
+            "fits), or a feed-forward method (far less memory per pixel)")

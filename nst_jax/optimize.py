@@ -35,7 +35,7 @@ import optax
 
 from nst_jax import vgg19
 from nst_jax.errors import InputError
-from nst_jax.image import check_image, resize
+from nst_jax.image import check_fits_in_memory, check_image, resize
 from nst_jax.kernels.color import linear_color_transfer, luminance_transfer
 from nst_jax.kernels.stats import gram, mask_for_layer
 from nst_jax.losses import mse, tv_loss
@@ -43,6 +43,7 @@ from nst_jax.losses import mse, tv_loss
 INITS = ("content", "noise", "style")
 OPTIMIZERS = ("lbfgs", "adam")
 COLORS = ("none", "luminance", "match")
+GATYS_BYTES_PER_PIXEL = 5000.0
 
 
 @dataclasses.dataclass(frozen=True)
@@ -246,6 +247,8 @@ def gatys(
     if config.init == "noise" and key is None:
         raise InputError('init="noise" needs a PRNG key (key=jax.random.key(seed))')
 
+    # Measured: peak RSS of a Gatys step is ~4.9 KB per pixel (docs/MEASUREMENTS.md §3: 5.1 GB at 1024^2).
+    check_fits_in_memory(*content.shape[:2], bytes_per_pixel=GATYS_BYTES_PER_PIXEL, what="Gatys optimisation")
     if config.color == "match":
         styles = [np.asarray(linear_color_transfer(jnp.asarray(s)[None], jnp.asarray(content)[None])[0])
                   for s in styles]

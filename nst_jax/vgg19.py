@@ -25,6 +25,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from nst_jax.errors import InputError
+
 Params = dict[str, Any]
 
 # (block, index, in_channels, out_channels) for the 16 convolutions.
@@ -84,9 +86,9 @@ def check_layers(layers: Iterable[str]) -> tuple[str, ...]:
     layers = tuple(layers)
     unknown = [name for name in layers if name not in LAYERS]
     if unknown:
-        raise ValueError(f"unknown VGG19 layer(s) {unknown}; valid names are {', '.join(LAYERS)}")
+        raise InputError(f"unknown VGG19 layer(s) {unknown}; valid names are {', '.join(LAYERS)}")
     if not layers:
-        raise ValueError("at least one VGG19 layer must be requested")
+        raise InputError("at least one VGG19 layer must be requested")
     return layers
 
 
