@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 
 from nst_jax.kernels.stats import covariance
+from nst_jax.kernels.wct import sym_powers
 
 COLOR_MODES = ("luminance", "match")
 
@@ -37,9 +38,8 @@ def luminance_transfer(stylized: jax.Array, content: jax.Array) -> jax.Array:
 
 
 def _sym_power(cov: jax.Array, power: float, eps: float) -> jax.Array:
-    vals, vecs = jnp.linalg.eigh(cov)
-    vals = jnp.maximum(vals, eps) ** power
-    return jnp.einsum("...ij,...j,...kj->...ik", vecs, vals, vecs)
+    # Small eigenvalues clamped at eps (not masked as in WCT): see wct.sym_powers.
+    return sym_powers(cov, (power,), eps=eps, clamp=True)[0]
 
 
 def linear_color_transfer(source: jax.Array, target: jax.Array, *, eps: float = 1e-5) -> jax.Array:
