@@ -60,7 +60,7 @@ def load(name: str, *, path: str | os.PathLike | None = None,
         raise CheckpointError(f"no checkpoint for {name!r} at {file}. Train and export one with:\n    {command}")
     params, card = params_io.load(file)
     kind = card.get("name") or card.get("method")
-    if kind is not None and path is None and kind != name:
+    if kind is not None and path is None and not name.startswith(kind):
         raise CheckpointError(f"{file} holds a {kind!r} checkpoint, not {name!r}")
     if encoder is not None:
         trained = card.get("encoder", {})

@@ -104,3 +104,6 @@ def _run_gatys(params, content, styles, *, config=None, style_blend=None, masks=
 
 register(Method("gatys", _run_gatys, _load_vgg_only,
                 "Gatys et al. 2016 optimisation (L-BFGS/Adam), masks, colour, pyramid"))
+
+# The feed-forward methods register themselves on import.
+import nst_jax.methods  # noqa: E402,F401

@@ -1,0 +1,201 @@
+"""What every feed-forward method shares: the encoder, controls, padding, colour, registration.
+
+A feed-forward method is a :class:`FeedForward`: which style layers it needs, which checkpoints hold
+its learned parameters, how to initialise them randomly (tests), and one pure ``forward`` function
+
+    forward(params, content, style_feats, weights, masks, alpha, key, **static) -> images
+
+where ``content`` is (1, H, W, 3) padded to a multiple of 16, ``style_feats`` a list (one entry per
+style) of ``{layer: (1, h, w, C)}``, ``weights`` (S,) interpolation weights, ``masks`` ``None`` or
+(1, H, W, S) region masks at the padded content size, ``alpha`` a traced scalar (changing it never
+recompiles) and ``key`` a PRNG key. :func:`stylize_feedforward` validates the controls, encodes the
+styles once (reusable across contents: :func:`encode_styles` + :func:`apply`), pads, runs the
+jitted forward and crops back.
+
+Runtime controls, the same for every method:
+* ``alpha`` in [0, 1]: content-style trade-off in feature space (1 = full style).
+* ``style_weights``: interpolation weights of several styles (non-negative, summing to 1).
+* ``masks``: one (H, W) mask per style at the content's size (a style per region).
+* ``color``: ``"luminance"`` (keep the content's chrominance) or ``"match"`` (recolour each style
+  to the content's colour statistics before encoding; the styles are then re-encoded per content).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from nst_jax import checkpoints, vgg19
+from nst_jax.errors import InputError
+from nst_jax.image import check_image, pad_to_multiple
+from nst_jax.kernels.adain import blend_by_masks
+from nst_jax.kernels.color import COLOR_MODES, linear_color_transfer, luminance_transfer
+from nst_jax.kernels.stats import mask_for_layer
+
+# DESIGN §3: feed-forward methods use reflect padding + max pooling; decoders are trained for it.
+ENCODER = {"padding": "reflect", "pool": "max"}
+MULTIPLE = 16  # relu5_1 is 1/16 of the input; SANet adds relu5_1 x2 to relu4_1
+
+
+def encode(vgg_params, images: jax.Array, layers: Sequence[str]) -> dict[str, jax.Array]:
+    """VGG19 features with the feed-forward encoder configuration."""
+    return vgg19.features(vgg_params, images, tuple(layers), **ENCODER)
+
+
+def infer_width(decoder_params) -> float:
+    """A decoder's hidden-width multiplier, read from its parameter shapes (``dec1_2`` has 64 x width
+    outputs), so checkpoints trained at another width load without any extra metadata."""
+    if "dec1_2" in decoder_params:
+        return decoder_params["dec1_2"]["kernel"].shape[-1] / 64
+    return 1.0
+
+
+def masks_at(masks: jax.Array | None, layer: str, shape: tuple[int, int]) -> jax.Array | None:
+    """(1, H, W, S) image-resolution masks -> (1, h, w, S) at a feature map (area averaging)."""
+    if masks is None:
+        return None
+    return mask_for_layer(masks, layer, shape)
+
+
+def combine(per_style: Sequence[jax.Array], weights: jax.Array, masks: jax.Array | None) -> jax.Array:
+    """Several styles' results at one feature map: weighted sum, or composite by region masks."""
+    if masks is not None:
+        return blend_by_masks(per_style, masks)
+    return sum(w * f for w, f in zip(weights, per_style))
+
+
+def blend(stylized: jax.Array, content: jax.Array, alpha: jax.Array) -> jax.Array:
+    """``alpha * stylized + (1 - alpha) * content`` (the feature-space trade-off of AdaIN/WCT)."""
+    return alpha * stylized + (1.0 - alpha) * content
+
+
+@dataclasses.dataclass(frozen=True)
+class FeedForward:
+    """A feed-forward method (see the module docstring)."""
+
+    name: str
+    summary: str
+    style_layers: tuple[str, ...]
+    checkpoints: tuple[str, ...]  # names of the checkpoint files (weights/<name>.npz)
+    init: Callable[..., dict[str, Any]]  # init(key) -> random learned params (tests)
+    forward: Callable[..., jax.Array]
+    static: tuple[str, ...] = ()  # names of forward's static keyword options
+    options: dict[str, Any] = dataclasses.field(default_factory=dict)  # their defaults
+    uses_key: bool = False
+    # merge(params, {checkpoint name: tree}) -> params; default: every tree's entries join params.
+    merge: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None
+
+    @functools.cached_property
+    def jitted(self):
+        return jax.jit(self.forward, static_argnames=self.static)
+
+    @functools.cached_property
+    def jitted_encode(self):
+        return jax.jit(encode, static_argnames=("layers",))
+
+    def load_params(self, vgg=None) -> dict[str, Any]:
+        """The VGG19 weights plus the shipped checkpoints (clear error naming the training command)."""
+        from nst_jax.weights import port
+
+        params = {"vgg": vgg if vgg is not None else port.load()}
+        loaded = {name: checkpoints.load(name, encoder=ENCODER)[0] for name in self.checkpoints}
+        if self.merge is not None:
+            return self.merge(params, loaded)
+        for tree in loaded.values():
+            params.update(tree)
+        return params
+
+    def random_params(self, key: jax.Array, vgg) -> dict[str, Any]:
+        """VGG19 weights plus randomly initialised learned parameters (for tests and benchmarks)."""
+        return {"vgg": vgg, **self.init(key)}
+
+
+def encode_styles(spec: FeedForward, params, styles: Sequence[np.ndarray]) -> list[dict[str, jax.Array]]:
+    """Encode each style once; the result can be reused for any number of contents."""
+    return [spec.jitted_encode(params["vgg"], jnp.asarray(s)[None], layers=spec.style_layers) for s in styles]
+
+
+def check_controls(n_styles: int, content_shape: tuple[int, ...], *, alpha, style_weights, masks):
+    """Validate the runtime controls; return (alpha, weights, masks) as arrays."""
+    alpha = float(alpha)
+    if not (0.0 <= alpha <= 1.0):
+        raise InputError(f"alpha must lie in [0, 1], got {alpha}")
+    if style_weights is None:
+        weights = np.full(n_styles, 1.0 / n_styles, np.float32)
+    else:
+        weights = np.asarray(style_weights, np.float64).reshape(-1)
+        if weights.shape != (n_styles,) or np.any(weights < 0) or not np.all(np.isfinite(weights)):
+            raise InputError(f"style_weights must be {n_styles} non-negative numbers, got {list(style_weights)}")
+        if not np.isclose(weights.sum(), 1.0, atol=1e-6):
+            raise InputError(f"style_weights must sum to 1, got {weights.sum():.6g}")
+        weights = weights.astype(np.float32)
+    if masks is not None:
+        if style_weights is not None:
+            raise InputError("style_weights and masks are exclusive: with masks each style owns its region")
+        masks = [np.asarray(m, np.float32) for m in masks]
+        if len(masks) != n_styles:
+            raise InputError(f"got {len(masks)} masks for {n_styles} styles: give one mask per style")
+        for i, m in enumerate(masks):
+            if m.shape != tuple(content_shape[:2]):
+                raise InputError(f"mask {i} is {m.shape[1] if m.ndim > 1 else '?'}x{m.shape[0]} but the content "
+                                 f"is {content_shape[1]}x{content_shape[0]}: masks must match the content size")
+            if not np.all(np.isfinite(m)) or m.min() < 0 or m.max() > 1:
+                raise InputError(f"mask {i} must hold values in [0, 1]")
+        masks = np.stack(masks, axis=-1)[None]  # (1, H, W, S)
+    return np.float32(alpha), weights, masks
+
+
+def apply(spec: FeedForward, params, content: np.ndarray, style_feats, *, alpha=1.0, style_weights=None,
+          masks=None, color: str = "none", key: jax.Array | None = None, **options) -> np.ndarray:
+    """Run ``spec`` on one content with pre-encoded ``style_feats`` (see :func:`encode_styles`)."""
+    content = check_image(np.asarray(content, np.float32), kind="content image")
+    alpha, weights, masks = check_controls(len(style_feats), content.shape, alpha=alpha,
+                                           style_weights=style_weights, masks=masks)
+    unknown = set(options) - set(spec.options)
+    if unknown:
+        raise InputError(f"unknown option(s) {sorted(unknown)} for method {spec.name!r}; "
+                         f"valid: {sorted(spec.options) or 'none'}")
+    static = {**spec.options, **options}
+    if spec.uses_key and key is None:
+        key = jax.random.key(0)
+    padded, (h, w) = pad_to_multiple(jnp.asarray(content)[None], MULTIPLE)
+    mask_arr = None
+    if masks is not None:
+        mask_arr, _ = pad_to_multiple(jnp.asarray(masks), MULTIPLE)
+    out = spec.jitted(params, padded, style_feats, jnp.asarray(weights), mask_arr, jnp.asarray(alpha), key, **static)
+    out = jnp.clip(out[0, :h, :w], 0.0, 1.0)
+    if color == "luminance":
+        out = luminance_transfer(out, jnp.asarray(content))
+    return np.asarray(out, np.float32)
+
+
+def stylize_feedforward(spec: FeedForward, params, content: np.ndarray, styles: Sequence[np.ndarray], *,
+                        alpha=1.0, style_weights=None, masks=None, color: str = "none", key=None,
+                        **options) -> tuple[np.ndarray, dict[str, Any]]:
+    """The ``Method.run`` of every feed-forward method."""
+    if color not in ("none", *COLOR_MODES):
+        raise InputError(f"color must be one of {('none', *COLOR_MODES)}, got {color!r}")
+    if color == "match":
+        styles = [np.asarray(linear_color_transfer(jnp.asarray(s)[None], jnp.asarray(content)[None])[0])
+                  for s in styles]
+    feats = encode_styles(spec, params, styles)
+    out = apply(spec, params, content, feats, alpha=alpha, style_weights=style_weights, masks=masks,
+                color=color, key=key, **options)
+    return out, {}
+
+
+def register(spec: FeedForward) -> FeedForward:
+    from nst_jax.stylize import Method, register as register_method
+
+    register_method(Method(spec.name, functools.partial(stylize_feedforward, spec), spec.load_params, spec.summary))
+    FEEDFORWARD[spec.name] = spec
+    return spec
+
+
+FEEDFORWARD: dict[str, FeedForward] = {}
