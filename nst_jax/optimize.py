@@ -58,7 +58,7 @@ class GatysConfig:
     content_layers: tuple[str, ...] = vgg19.CONTENT_LAYERS
     style_layers: tuple[str, ...] = vgg19.STYLE_LAYERS
     content_weight: float = 1.0
-    style_weight: float = 0.1  # multiplies the per-layer 1e3/C^2 weights of Gatys' code
+    style_weight: float = 0.01  # multiplies the per-layer 1e3/C^2 weights of Gatys' code
     tv_weight: float = 0.0
     init: str = "content"
     padding: str = "zero"
