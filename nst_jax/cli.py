@@ -31,10 +31,12 @@ def _add_stylize(sub) -> None:
         description="Stylize CONTENT (an image file or a folder of images) with one or more --style images.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("content", help="content image file, or a folder of images")
-    p.add_argument("-s", "--style", nargs="+", required=True, metavar="STYLE", help="style image file(s)")
+    p.add_argument("-s", "--style", nargs="+", metavar="STYLE", help="style image file(s)")
     p.add_argument("-o", "--output", required=True,
                    help="output image file (one content) or folder (a folder of contents)")
-    p.add_argument("-m", "--method", default="gatys", help="style transfer method")
+    p.add_argument("-m", "--method", default="gatys",
+                   help="gatys (optimisation) or a feed-forward method: adain, wct, style_swap, avatar, sanet, "
+                        "sanet_r41, aams, cbam (these need their trained checkpoints in weights/)")
     p.add_argument("--size", type=int, default=384, help="long side of the content in pixels (0: keep)")
     p.add_argument("--style-size", type=int, default=None, help="long side of the styles (default: --size)")
     p.add_argument("--style-blend", type=float, nargs="+", metavar="W",
@@ -67,6 +69,10 @@ def _add_stylize(sub) -> None:
                    help="also write the current image every N steps (OUTPUT_stepN.png)")
     g.add_argument("--loss-plot", default=None,
                    help="loss-curve PNG (default: beside the output, OUTPUT_loss.png; 'none' to skip)")
+    from nst_jax import filter_selection, style_vectors
+
+    filter_selection.add_stylize_arguments(p)
+    style_vectors.add_stylize_arguments(p)
     p.set_defaults(handler=_cmd_stylize)
 
 
@@ -113,56 +119,58 @@ def _outputs_for(args) -> list[tuple[Path, Path]]:
 
 def _cmd_stylize(args) -> int:
     import jax
-    import numpy as np
     from tqdm import tqdm
 
+    from nst_jax import filter_selection, style_vectors
     from nst_jax.image import load_image, load_mask, save_image
     from nst_jax.plots import loss_curve
     from nst_jax.stylize import METHODS, stylize
 
     if args.method not in METHODS:
         raise InputError(f"unknown method {args.method!r}; available: {', '.join(sorted(METHODS))}")
+    gatys = args.method == "gatys"
     if args.size < 0 or (args.style_size is not None and args.style_size < 0):
         raise InputError("--size and --style-size must be >= 0")
+    if args.save_every < 0:
+        raise InputError("--save-every must be >= 0")
     if args.alpha is not None:
         if not 0.0 <= args.alpha <= 1.0:
             raise InputError(f"--alpha must lie in [0, 1], got {args.alpha}")
-        if args.method == "gatys":
+        if gatys:
             raise InputError("--alpha applies to the feed-forward methods; for gatys, lower --style-weight")
-    if args.save_every < 0:
-        raise InputError("--save-every must be >= 0")
+    object_options = any(getattr(args, k, None) for k in ("object_mask", "object_examples"))
+    if object_options and not gatys:
+        raise InputError("--object-mask / --object-examples select VGG filters for the gatys method only")
+    if bool(args.style) == bool(args.style_cluster):
+        raise InputError("give either --style images or --style-cluster DIR:k")
     config = _gatys_config(args)
     pairs = _outputs_for(args)
     size = args.size or None
     style_size = args.style_size if args.style_size is not None else size
-    styles = [load_image(s, size=style_size or None, kind="style") for s in args.style]
+    params = METHODS[args.method].load_params()
+    vgg = params["vgg"]
+    styles = [load_image(s, size=style_size or None, kind="style") for s in args.style or ()]
+    style_blend = args.style_blend
+    cluster = style_vectors.stylize_options(args, vgg, style_size=style_size)
+    if cluster:
+        styles, style_blend = cluster["styles"], cluster["style_blend"]
     if args.mask and len(args.mask) != len(styles):
         raise InputError(f"got {len(args.mask)} --mask files for {len(styles)} styles: give one mask per style")
-    if args.style_blend and args.mask:
+    if style_blend and args.mask:
         raise InputError("--style-blend and --mask are exclusive: with masks each style owns its region")
-    params = METHODS[args.method].load_params()
     key = jax.random.key(args.seed)
 
-    outer = tqdm(pairs, desc="images", unit="img", disable=len(pairs) == 1, file=sys.stderr)
+    outer = tqdm(pairs, desc=args.method, unit="img", disable=len(pairs) == 1, file=sys.stderr)
     for content_path, out_path in outer:
         content = load_image(content_path, size=size, kind="content")
-        masks = None
-        if args.mask:
-            masks = [load_mask(m, *content.shape[:2]) for m in args.mask]
-        bar = tqdm(total=config.steps, desc=content_path.name, unit="step", leave=len(pairs) == 1, file=sys.stderr)
-
-        def callback(level, step, image, losses, _bar=bar, _out=out_path):
-            if step == 0 and level > 0:
-                _bar.reset(total=max(1, round(config.steps * config.pyramid_step_fraction ** level)))
-                _bar.set_description(f"{content_path.name} (level {level})")
-            _bar.update(1)
-            _bar.set_postfix(loss=f"{losses['total']:.4g}", refresh=False)
-            if args.save_every and (step + 1) % args.save_every == 0:
-                save_image(_out.with_name(f"{_out.stem}_step{step + 1}.png"), np.asarray(image))
-
-        image, info = stylize(content, styles, method=args.method, params=params, return_info=True,
-                              config=config, style_blend=args.style_blend, masks=masks, key=key, callback=callback)
-        bar.close()
+        masks = [load_mask(m, *content.shape[:2]) for m in args.mask] if args.mask else None
+        if gatys:
+            image, info = _run_gatys_cli(args, params, content, styles, content_path, out_path, config,
+                                         style_blend, masks, key, stylize, filter_selection, save_image)
+        else:
+            image, info = stylize(content, styles, method=args.method, params=params, return_info=True,
+                                  alpha=1.0 if args.alpha is None else args.alpha, style_weights=style_blend,
+                                  masks=masks, color=args.color, key=key)
         save_image(out_path, image)
         plot = args.loss_plot
         if plot != "none" and "history" in info:
@@ -171,6 +179,31 @@ def _cmd_stylize(args) -> int:
             loss_curve(history, plot_path, title=f"{args.method}: {content_path.name}")
         tqdm.write(f"wrote {out_path}", file=sys.stderr)
     return 0
+
+
+def _run_gatys_cli(args, params, content, styles, content_path, out_path, config, style_blend, masks, key,
+                   stylize, filter_selection, save_image):
+    import numpy as np
+    from tqdm import tqdm
+
+    extra = filter_selection.stylize_options(args, params["vgg"], content, config, content_path=content_path)
+    config = extra.pop("config", config)
+    bar = tqdm(total=config.steps, desc=content_path.name, unit="step", file=sys.stderr)
+
+    def callback(level, step, image, losses):
+        if step == 0 and level > 0:
+            bar.reset(total=max(1, round(config.steps * config.pyramid_step_fraction ** level)))
+            bar.set_description(f"{content_path.name} (level {level})")
+        bar.set_postfix(loss=f"{losses['total']:.4g}", refresh=False)
+        bar.update(1)
+        if args.save_every and (step + 1) % args.save_every == 0:
+            save_image(out_path.with_name(f"{out_path.stem}_step{step + 1}.png"), np.asarray(image))
+
+    try:
+        return stylize(content, styles, method="gatys", params=params, return_info=True, config=config,
+                       style_blend=style_blend, masks=masks, key=key, callback=callback, **extra)
+    finally:
+        bar.close()
 
 
 def _add_weights(sub) -> None:
@@ -229,7 +262,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Modules that register their own subcommands with ``add_cli(subparsers)``.
-_PLUGINS: tuple[str, ...] = ("nst_jax.demo",)
+_PLUGINS: tuple[str, ...] = ("nst_jax.demo", "nst_jax.style_vectors", "nst_jax.filter_selection")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
