@@ -4,8 +4,15 @@
     >>> out = stylize(load_image("photo.jpg", size=384), load_image("painting.jpg", size=384))
 """
 
-from nst_jax import vgg19
-from nst_jax.errors import CheckpointError, InputError, NSTError
+import os
+
+# jnp.linalg.eigh (WCT, ZCA, colour transfer) calls LAPACK through scipy's OpenBLAS, whose threads
+# thrash on small busy CPUs (a 512x512 eigh: 20-50 ms single-threaded, up to seconds threaded; see
+# kernels/wct.py). Set before LAPACK loads; an explicit user setting wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from nst_jax import vgg19  # noqa: E402
+from nst_jax.errors import CheckpointError, InputError, NSTError  # noqa: E402
 from nst_jax.optimize import GatysConfig, gatys
 from nst_jax.image import contact_sheet, load_image, save_image
 from nst_jax.stylize import METHODS, stylize

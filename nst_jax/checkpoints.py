@@ -22,7 +22,7 @@ WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 TRAIN_COMMANDS = {
     "adain": "python -m train.adain --preset cpu --export weights/adain.npz",
     "sanet": "python -m train.sanet --preset cpu --export weights/sanet.npz",
-    "sanet_r41": "python -m train.sanet --preset cpu --set levels=relu4_1 --export weights/sanet_r41.npz",
+    "sanet_r41": "python -m train.sanet --preset cpu --multi_level false --export weights/sanet_r41.npz",
     "style_swap": "python -m train.style_swap --preset cpu --export weights/style_swap.npz",
     "avatar": "python -m train.avatar --preset cpu --export weights/avatar.npz",
     "aams": "python -m train.aams --preset cpu --export weights/aams.npz",

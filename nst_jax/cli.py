@@ -262,7 +262,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Modules that register their own subcommands with ``add_cli(subparsers)``.
-_PLUGINS: tuple[str, ...] = ("nst_jax.demo", "nst_jax.style_vectors", "nst_jax.filter_selection")
+_PLUGINS: tuple[str, ...] = ("nst_jax.demo", "nst_jax.style_vectors", "nst_jax.filter_selection",
+                             "nst_jax.attention_apps")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

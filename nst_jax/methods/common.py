@@ -48,6 +48,17 @@ def encode(vgg_params, images: jax.Array, layers: Sequence[str]) -> dict[str, ja
     return vgg19.features(vgg_params, images, tuple(layers), **ENCODER)
 
 
+def fast_key(key: jax.Array) -> jax.Array:
+    """An ``rbg`` PRNG key derived from ``key`` for random initialisation (tests, benchmarks).
+
+    Initialising a few million parameters compiles the threefry generator once per parameter shape;
+    on CPU that takes ~13 s for a VGG-mirror decoder, against ~4 s with XLA's RngBitGenerator
+    (``impl="rbg"``). The jitted init is one compilation instead of op-by-op dispatch. Same ``key``,
+    same parameters (on a given backend).
+    """
+    return jax.random.wrap_key_data(jax.random.bits(key, (4,), jnp.uint32), impl="rbg")
+
+
 def infer_width(decoder_params) -> float:
     """A decoder's hidden-width multiplier, read from its parameter shapes (``dec1_2`` has 64 x width
     outputs), so checkpoints trained at another width load without any extra metadata."""
@@ -113,7 +124,7 @@ class FeedForward:
 
     def random_params(self, key: jax.Array, vgg) -> dict[str, Any]:
         """VGG19 weights plus randomly initialised learned parameters (for tests and benchmarks)."""
-        return {"vgg": vgg, **self.init(key)}
+        return {"vgg": vgg, **self.init(fast_key(key))}
 
 
 def encode_styles(spec: FeedForward, params, styles: Sequence[np.ndarray]) -> list[dict[str, jax.Array]]:
