@@ -1,0 +1,415 @@
+"""Training: every entry point, determinism, multi-device equivalence, kill-and-resume, bad input.
+
+Everything runs on CPU with random VGG19 weights (``--vgg random``), 32 px crops and batch 2; the
+decoders that allow it are narrowed with ``width=0.125``. Compiled steps go to a persistent XLA
+cache in a temporary directory, so tests that rebuild the same step (resume, loss decrease) reuse it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from PIL import Image
+
+from nst_jax import params_io
+from train import checkpoint as ckpt_lib
+from train import config as config_lib
+from train import data as data_lib
+from train import sharding, trainer
+from train.config import TrainConfig
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared" / "images"
+TINY = ["--vgg", "random", "--resize", "40", "--crop", "32", "--batch_size", "2", "--no_progress"]
+
+
+# --------------------------------------------------------------------------------------------------
+# Fixtures
+# --------------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module", autouse=True)
+def compile_cache(tmp_path_factory):
+    """A persistent compilation cache for this module (restored afterwards)."""
+    from jax._src import compilation_cache  # pylint: disable=import-outside-toplevel
+
+    directory = tmp_path_factory.mktemp("xla_cache")
+    old_dir = jax.config.jax_compilation_cache_dir
+    old_min = jax.config.jax_persistent_cache_min_compile_time_secs
+    jax.config.update("jax_compilation_cache_dir", str(directory))
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    compilation_cache.reset_cache()
+    yield directory
+    jax.config.update("jax_compilation_cache_dir", old_dir)
+    jax.config.update("jax_persistent_cache_min_compile_time_secs", old_min)
+    compilation_cache.reset_cache()
+
+
+def _photos(folder: Path, names: list[str], source: Path) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        # Small copies: decoding stays cheap and crops still vary.
+        with Image.open(source / name) as img:
+            img.convert("RGB").resize((64, 48)).save(folder / name)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def folders(tmp_path_factory):
+    """content/ (3 photos + 1 corrupt JPEG + 1 truncated JPEG), style/ (2 paintings)."""
+    root = tmp_path_factory.mktemp("data")
+    content = _photos(root / "content", ["astronaut.jpg", "coffee.jpg", "flower.jpg"], SHARED / "content")
+    style = _photos(root / "style", ["starry_night.jpg", "great_wave.jpg"], SHARED / "style")
+    (content / "zz_not_an_image.jpg").write_bytes(b"this is not a JPEG")
+    whole = (content / "coffee.jpg").read_bytes()
+    (content / "zz_truncated.jpg").write_bytes(whole[: len(whole) // 2])
+    return content, style
+
+
+def _argv(folders, workdir, *extra):
+    content, style = folders
+    return ["--content", str(content), "--style", str(style), "--workdir", str(workdir), *TINY, *extra]
+
+
+def _config(module, folders, **kw):
+    content, style = folders
+    values = dict(content=str(content), style=str(style), resize=40, crop=32, batch_size=2, vgg="random")
+    if "width" in {f.name for f in dataclasses.fields(module.Config)} and module.__name__ in (
+            "train.adain", "train.sanet", "train.wct", "train.style_swap"):
+        values["width"] = 0.125
+    values.update(kw)
+    return config_lib.make_config(module.Config, "cpu", module.METHOD.presets, **values)
+
+
+# --------------------------------------------------------------------------------------------------
+# Every entry point
+# --------------------------------------------------------------------------------------------------
+
+ENTRY_POINTS = [
+    ("adain", ["--width", "0.125"]),
+    ("sanet", ["--width", "0.125"]),
+    ("wct", ["--level", "2", "--width", "0.125"]),
+    ("style_swap", ["--width", "0.125"]),
+    ("avatar", []),
+    ("aams", []),
+    ("cbam", ["--depth", "conv3_1"]),
+]
+
+
+@pytest.mark.parametrize("name,extra", ENTRY_POINTS, ids=[e[0] for e in ENTRY_POINTS])
+def test_entry_point_trains_and_exports(name, extra, folders, tmp_path, capsys):
+    module = importlib.import_module(f"train.{name}")
+    export = tmp_path / f"{name}.npz"
+    # 3 steps x batch 2 = 6 draws >= the 5 content files: every file (both bad ones too) is met.
+    rc = trainer.main(module.METHOD, _argv(folders, tmp_path / "run", "--steps", "3", "--export", str(export), *extra))
+    assert rc == 0
+    rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 3 and np.isfinite(rows[-1]["loss"]) and rows[-1]["loss"] > 0
+    assert (tmp_path / "run" / "loss.png").stat().st_size > 1000
+    params, card = params_io.load(export)
+    assert set(params) == set(card["modules"])  # every exported tree is described in the card
+    assert card["method"] == name and card["steps"] == 3 and card["preset"] == "cpu"
+    assert card["encoder"]["padding"] == "reflect" and card["encoder"]["pool"] == "max" and card["encoder"]["layers"]
+    assert card["image_size"] == {"resize_short_side": 40, "crop": 32}
+    assert np.isfinite(card["final_losses"]["loss"])
+    assert card["data"]["content"]["count"] == 5 and card["data"]["content"]["unreadable"] == 2  # trained on
+    # The card is enough to rebuild the module and run it on the exported parameters.
+    entry = next(iter(card["modules"].values()))
+    mod_name, _, cls_name = entry["class"].rpartition(".")
+    assert hasattr(importlib.import_module(mod_name), cls_name.split(".")[0])
+    assert "skipped unreadable images" in capsys.readouterr().out
+
+
+def test_loss_decreases_on_a_fixed_batch(folders):
+    from train import adain  # pylint: disable=import-outside-toplevel
+
+    cfg = _config(adain, folders)
+    mesh = sharding.make_mesh()
+    tx = trainer.make_optimizer(cfg)
+    vgg = trainer.load_vgg(cfg.vgg, trainer.vgg_depth(adain.METHOD, cfg))
+    state = jax.jit(lambda k: trainer.init_state(adain.METHOD, cfg, tx, k))(jax.random.key(0))
+    loader = data_lib.Loader(data_lib.list_sources(cfg, ("content", "style")), batch_size=2, resize=40, crop=32,
+                             flip=True, seed=0)
+    batch = data_lib.to_global(loader.batch(0), sharding.batch_sharded(mesh), 2)
+    step = trainer.jit_step(trainer.make_step_fn(adain.METHOD, cfg, tx), mesh)
+    losses = []
+    for _ in range(20):
+        state, metrics = step(state, vgg, batch)
+        losses.append(float(metrics["loss"]))
+    assert np.all(np.isfinite(losses))
+    assert np.mean(losses[-3:]) < 0.8 * losses[0], losses
+
+
+# --------------------------------------------------------------------------------------------------
+# Multi-device: 4 fake CPU devices (device count is fixed at JAX init -> subprocess)
+# --------------------------------------------------------------------------------------------------
+
+MULTI_DEVICE_SCRIPT = textwrap.dedent("""
+    import json
+    import jax, numpy as np
+    from train import config, data, sharding, trainer, wct
+    # adam_eps=1: the update is ~linear in the gradient. With eps=1e-8 the first Adam step is
+    # ~lr*sign(g), which turns float summation-order noise in near-zero gradients into lr-sized
+    # parameter differences; here parameter agreement measures gradient agreement.
+    cfg = config.make_config(wct.Config, "cpu", level=2, width=0.125, resize=40, crop=32, batch_size=4,
+                             vgg="random", adam_eps=1.0)
+    tx = trainer.make_optimizer(cfg)
+    vgg = trainer.load_vgg(cfg.vgg, trainer.vgg_depth(wct.METHOD, cfg))
+    batch = {"content": np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)}
+    out, params = {"devices": jax.device_count()}, {}
+    for n in (1, 4):
+        mesh = sharding.make_mesh(jax.devices()[:n])
+        repl = sharding.replicated(mesh)
+        state = jax.jit(lambda k: trainer.init_state(wct.METHOD, cfg, tx, k), out_shardings=repl)(jax.random.key(0))
+        v = jax.device_put(vgg, repl)
+        b = data.to_global(batch, sharding.batch_sharded(mesh), 4)
+        compiled = trainer.jit_step(trainer.make_step_fn(wct.METHOD, cfg, tx), mesh).lower(state, v, b).compile()
+        new, metrics = compiled(state, v, b)
+        leaves = jax.tree.leaves(new)
+        out[f"replicated_{n}"] = all(x.sharding.is_fully_replicated and len(x.sharding.device_set) == n
+                                     for x in leaves)
+        out[f"all_reduce_{n}"] = "all-reduce" in compiled.as_text()
+        out[f"shards_{n}"] = [s.data.shape[0] for s in b["content"].addressable_shards]
+        out[f"loss_{n}"] = float(metrics["loss"])
+        out[f"grad_norm_{n}"] = float(metrics["grad_norm"])
+        params[n] = jax.device_get(new["params"])
+    out["max_param_diff"] = max(jax.tree.leaves(jax.tree.map(lambda a, b: float(np.max(np.abs(a - b))),
+                                                              params[1], params[4])))
+    print("RESULT " + json.dumps(out))
+""")
+
+
+def _subprocess_env(compile_cache, **extra):
+    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
+    env.update(PYTHONPATH=str(REPO), JAX_COMPILATION_CACHE_DIR=str(compile_cache),
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", **extra)
+    return env
+
+
+def test_four_fake_devices_match_one_device(compile_cache):
+    env = _subprocess_env(compile_cache, XLA_FLAGS="--xla_force_host_platform_device_count=4")
+    proc = subprocess.run([sys.executable, "-c", MULTI_DEVICE_SCRIPT], cwd=REPO, env=env, capture_output=True,
+                          text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    out = json.loads(next(line for line in proc.stdout.splitlines() if line.startswith("RESULT "))[7:])
+    assert out["devices"] == 4
+    assert out["shards_4"] == [1, 1, 1, 1] and out["shards_1"] == [4]  # global batch split across devices
+    assert out["all_reduce_4"] and not out["all_reduce_1"]  # XLA inserted the gradient all-reduce
+    assert out["replicated_4"] and out["replicated_1"]  # params and optimizer state stay replicated
+    assert out["loss_4"] == pytest.approx(out["loss_1"], rel=1e-5)
+    assert out["grad_norm_4"] == pytest.approx(out["grad_norm_1"], rel=1e-5)
+    assert out["max_param_diff"] < 1e-5
+
+
+# --------------------------------------------------------------------------------------------------
+# Checkpoints: kill-and-resume, half-written steps, NaN
+# --------------------------------------------------------------------------------------------------
+
+
+def _same(a, b) -> bool:
+    return all(jax.tree.leaves(jax.tree.map(lambda x, y: bool(np.array_equal(x, y)), a, b)))
+
+
+def test_sigterm_then_resume_is_bit_identical(folders, tmp_path):
+    from train import adain  # pylint: disable=import-outside-toplevel
+
+    cfg = _config(adain, folders, steps=6, log_every=2, ckpt_every=2)
+    straight = trainer.train(adain.METHOD, cfg, tmp_path / "straight", progress=False)
+    assert straight.step == 6 and straight.stopped_by is None
+
+    def sigterm_at_3(done):
+        if done == 3:  # the real signal path: the handler sets a flag, the loop saves and returns
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    first = trainer.train(adain.METHOD, cfg, tmp_path / "killed", progress=False, on_step=sigterm_at_3)
+    assert first.stopped_by == "SIGTERM" and first.step == 3
+    assert 3 in ckpt_lib.Checkpointer(tmp_path / "killed" / "checkpoints").steps()
+    resumed = trainer.train(adain.METHOD, cfg, tmp_path / "killed", progress=False)
+    assert resumed.step == 6 and resumed.stopped_by is None
+    assert _same(straight.params, resumed.params)  # same data order, same RNG, same optimizer state
+    steps = [json.loads(line)["step"] for line in (tmp_path / "killed" / "metrics.jsonl").read_text().splitlines()]
+    assert steps == sorted(steps) and steps[-1] == 6
+
+    # A save killed mid-write leaves an orbax temporary directory; a step directory can also be damaged.
+    ckdir = tmp_path / "straight" / "checkpoints"
+    half = ckdir / "8.orbax-checkpoint-tmp-1234567"
+    shutil.copytree(ckdir / "6", half)
+    for path in half.rglob("*"):
+        if path.is_file() and ("manifest" in path.name or "commit" in path.name or "METADATA" in path.name):
+            path.unlink()
+    (ckdir / "10").mkdir()
+    (ckdir / "10" / "garbage").write_text("not a checkpoint")
+    like = jax.tree.map(np.asarray, {"params": straight.params})
+    state = jax.jit(lambda k: trainer.init_state(adain.METHOD, cfg, trainer.make_optimizer(cfg), k))(jax.random.key(0))
+    checkpointer = ckpt_lib.Checkpointer(ckdir)
+    restored = checkpointer.restore(state)
+    checkpointer.close()
+    assert restored is not None and restored[2] == 6  # neither the half-written 8 nor the broken 10
+    assert _same(like["params"], restored[0]["params"])
+    # ... and training continues past them, saving step 8 despite the leftover temporary directory.
+    more = trainer.train(adain.METHOD, dataclasses.replace(cfg, steps=8), tmp_path / "straight", progress=False)
+    assert more.step == 8 and 8 in ckpt_lib.Checkpointer(ckdir).steps()
+
+
+@dataclasses.dataclass(frozen=True)
+class _ToyConfig(TrainConfig):
+    pass
+
+
+def _toy_method() -> trainer.Method:
+    """loss = -exp(w): Adam's first step moves w by lr, so with lr 100 the losses are -1, then -inf."""
+    return trainer.Method(
+        name="toy", config=_ToyConfig, presets={}, sources=lambda cfg: ("content",),
+        encoder=lambda cfg: {"padding": "reflect", "pool": "max", "layers": ["relu1_1"]},
+        init=lambda cfg, key: {"w": jnp.zeros(())},
+        loss=lambda cfg, params, vgg, batch, key: (-jnp.exp(params["w"]) + 0 * batch["content"].mean(), {}),
+        modules=lambda cfg: {})
+
+
+def test_non_finite_loss_stops_naming_the_step(folders, tmp_path):
+    cfg = config_lib.make_config(_ToyConfig, "cpu", content=str(folders[0]), style=str(folders[1]), resize=40,
+                                 crop=32, batch_size=2, vgg="random", lr=100.0, lr_decay=0.0, steps=10,
+                                 log_every=5, ckpt_every=1)
+    with pytest.raises(trainer.NonFiniteLossError, match="step 2"):
+        trainer.train(_toy_method(), cfg, tmp_path, progress=False)
+    assert ckpt_lib.Checkpointer(tmp_path / "checkpoints").steps() == [1]  # the bad state was never saved
+
+
+def test_checkpoints_of_another_optimizer_are_an_error_not_a_restart(folders, tmp_path):
+    from nst_jax.errors import CheckpointError  # pylint: disable=import-outside-toplevel
+
+    cfg = config_lib.make_config(_ToyConfig, "cpu", content=str(folders[0]), style=str(folders[1]), resize=40,
+                                 crop=32, batch_size=2, vgg="random", lr=0.1, steps=2, ckpt_every=2)
+    trainer.train(_toy_method(), cfg, tmp_path, progress=False)
+    changed = dataclasses.replace(cfg, steps=4, weight_decay=1e-3)  # another optimizer state tree
+    with pytest.raises(CheckpointError, match="step 2"):
+        trainer.train(_toy_method(), changed, tmp_path, progress=False)
+    assert ckpt_lib.Checkpointer(tmp_path / "checkpoints").steps() == [2]  # nothing moved aside
+
+
+# --------------------------------------------------------------------------------------------------
+# Data pipeline
+# --------------------------------------------------------------------------------------------------
+
+
+def test_batches_are_a_pure_function_of_seed_and_step(folders):
+    sources = {"content": data_lib.FolderSource(folders[0]), "style": data_lib.FolderSource(folders[1])}
+    kw = dict(batch_size=4, resize=40, crop=32, flip=True, seed=7)
+    a = data_lib.Loader(sources, workers=1, prefetch=1, **kw)
+    b = data_lib.Loader(sources, workers=3, prefetch=4, **kw)
+    from_start = dict(a.iterate(0, 6))
+    resumed = dict(b.iterate(3, 6))  # a resumed run starts mid-stream
+    for step in (3, 4, 5):
+        for name in ("content", "style"):
+            np.testing.assert_array_equal(from_start[step][name], resumed[step][name])
+            assert from_start[step][name].shape == (4, 32, 32, 3) and from_start[step][name].dtype == np.uint8
+    assert not np.array_equal(from_start[0]["content"], from_start[1]["content"])
+    other_seed = data_lib.Loader(sources, workers=1, **{**kw, "seed": 8}).batch(0)
+    assert not np.array_equal(other_seed["content"], from_start[0]["content"])
+    # Both bad files were met (5 files, 24 draws) and counted once each, never returned.
+    assert a.bad_counts() == {"content": 2, "style": 0}
+    assert set(a.bad["content"]) == {str(folders[0] / "zz_not_an_image.jpg"), str(folders[0] / "zz_truncated.jpg")}
+
+
+def test_process_rows_partition_the_global_batch(folders):
+    sources = {"content": data_lib.FolderSource(folders[0])}
+    kw = dict(batch_size=4, resize=40, crop=32, flip=True, seed=0)
+    whole = data_lib.Loader(sources, **kw).batch(5)["content"]
+    halves = [data_lib.Loader(sources, process_index=p, process_count=2, **kw).batch(5)["content"] for p in (0, 1)]
+    np.testing.assert_array_equal(np.concatenate(halves), whole)
+
+
+def test_unreadable_folder_and_empty_folder_are_clear_errors(tmp_path):
+    from nst_jax.errors import InputError  # pylint: disable=import-outside-toplevel
+
+    with pytest.raises(InputError, match="no image files"):
+        data_lib.FolderSource(tmp_path)
+    (tmp_path / "a.jpg").write_bytes(b"junk")
+    loader = data_lib.Loader({"content": data_lib.FolderSource(tmp_path)}, batch_size=1, resize=40, crop=32,
+                             flip=False, seed=0)
+    with pytest.raises(InputError, match="no readable image"):
+        loader.batch(0)
+
+
+def test_tfds_source_adapter(monkeypatch):
+    """The ``tfds:`` path against a stand-in ``tensorflow_datasets`` module (random-access records)."""
+    import types  # pylint: disable=import-outside-toplevel
+
+    records = [{"image": np.full((48, 64, 3), i * 40, np.uint8), "label": i} for i in range(4)]
+    fake = types.ModuleType("tensorflow_datasets")
+    fake.data_source = lambda name, split: records if (name, split) == ("toy/1", "train") else None
+    monkeypatch.setitem(sys.modules, "tensorflow_datasets", fake)
+    source = data_lib.open_source("tfds:toy/1:train")
+    assert len(source) == 4 and source.load(2, 40).shape == (40, 53, 3)
+    batch = data_lib.Loader({"content": source}, batch_size=4, resize=40, crop=32, flip=False, seed=0).batch(0)
+    assert sorted(int(x[0, 0, 0]) for x in batch["content"]) == [0, 40, 80, 120]  # one epoch = each record once
+
+
+def test_tfds_with_mock_data():
+    pytest.importorskip("tensorflow", reason="TensorFlow is not installed (tfds.testing.mock_data needs it)")
+    tfds = pytest.importorskip("tensorflow_datasets")
+    with tfds.testing.mock_data(num_examples=4):
+        source = data_lib.open_source("tfds:imagenette/160px:train")
+        assert source.load(0, 32).shape[-1] == 3
+
+
+# --------------------------------------------------------------------------------------------------
+# Command line
+# --------------------------------------------------------------------------------------------------
+
+
+def test_help_lists_every_field_with_preset_defaults(capsys):
+    from train import sanet  # pylint: disable=import-outside-toplevel
+
+    with pytest.raises(SystemExit) as exit_info:
+        config_lib.parse_args(sanet.Config, sanet.METHOD.presets, ["--help"], prog="train.sanet", description="x")
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for f in dataclasses.fields(sanet.Config):
+        assert f"--{f.name}" in text
+    assert "--batch_size" in text and "cpu: 4, paper: 5" in text
+
+
+def test_overrides_and_bad_values():
+    from train import wct  # pylint: disable=import-outside-toplevel
+
+    cfg, args = config_lib.parse_args(wct.Config, {}, ["--preset", "paper", "--batch_size", "4", "--set", "level=3",
+                                                       "--set", "flip=false", "--steps", "1e3"],
+                                      prog="train.wct", description="")
+    assert (cfg.batch_size, cfg.level, cfg.flip, cfg.steps, cfg.crop, args.preset) == (4, 3, False, 1000, 256, "paper")
+    for bad in (["--level", "7"], ["--set", "nope=1"], ["--crop", "30"], ["--set", "level"]):
+        with pytest.raises(SystemExit) as exit_info:
+            config_lib.parse_args(wct.Config, {}, bad, prog="train.wct", description="")
+        assert exit_info.value.code == 2
+
+
+def test_tpu_flag_fails_clearly_without_a_tpu(compile_cache):
+    proc = subprocess.run([sys.executable, "-m", "train.adain", "--tpu", "--vgg", "random"], cwd=REPO,
+                          env=_subprocess_env(compile_cache, JAX_PLATFORMS="cpu"), capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode != 0
+    lines = [line for line in proc.stderr.splitlines() if line.strip()]
+    assert len(lines) == 1 and "TPU" in lines[0] and "cpu" in lines[0], proc.stderr
+
+
+def test_multihost_detection(monkeypatch):
+    for name in sharding._MULTIHOST_ENV:  # pylint: disable=protected-access
+        monkeypatch.delenv(name, raising=False)
+    assert not sharding.launched_multihost()
+    monkeypatch.setenv("SLURM_NTASKS", "1")
+    assert not sharding.launched_multihost()
+    monkeypatch.setenv("SLURM_NTASKS", "4")
+    assert sharding.launched_multihost()

@@ -1,0 +1,94 @@
+"""Train the AAMS attention autoencoder (Yao et al. 2019): ``python -m train.aams``.
+
+Network (:class:`nst_jax.modules.attention.AttentionAutoencoder`, ``kind="self"``): the deepest
+encoder features ``f`` (relu4_1; ``--depth`` picks relu3_1/relu5_1 as in seed 000) are
+instance-normalised, passed through SAGAN-style self-attention ``A``, modulated ``f_n * A + f_n``,
+re-coloured with the input's own mean/std and decoded with AdaIN skips from the input's own lower
+``relu{k}_1`` features. Trained for reconstruction on photos only. Loss of the official code::
+
+    L = 10 || I' - I ||_2^2 + 1 sum_{l = relu1_1..depth} || phi_l(I') - phi_l(I) ||_2^2
+        + 10 TV_L1(I') + 6 || A ||_1
+
+(images in [0, 255] as in the TF code; ``|| A ||_1`` as the mean absolute attention feature map).
+Optimiser: Adam lr 1e-4 (no decay), beta2 0.99, **epsilon 1.0**, batch 8, 80k steps.
+The CBAM variant (seed 000) is ``python -m train.cbam``; it shares this spec.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import jax
+import jax.numpy as jnp
+
+from nst_jax.modules.attention import AttentionAutoencoder
+from train import common
+from train.config import field
+from train.trainer import Method, main
+
+DEPTHS = {"conv3_1": "relu3_1", "conv4_1": "relu4_1", "conv5_1": "relu5_1"}  # slim names -> ours (post-ReLU)
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(common.ReconstructionConfig):
+    pixel_weight: float = field(10.0, "weight of the pixel MSE (AAMS code: 10)")
+    perceptual_weight: float = field(1.0, "weight of the perceptual MSE over relu1_1..depth (1)")
+    tv_weight: float = field(10.0, "weight of the L1 total variation (10)")
+    attention_weight: float = field(6.0, "weight of the L1 norm of the attention map (6)")
+    pixel_scale: float = field(255.0, "pixel units of the pixel and TV terms (255: the TF code's [0, 255] images)")
+    depth: str = field("conv4_1", "encoder depth (seed 000's three models)", choices=tuple(DEPTHS))
+    width: float = field(1.0, "must stay 1: the attention module consumes the real VGG features")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.width != 1.0:
+            raise ValueError("width must be 1 for AAMS/CBAM (the attention module takes the 512/256-channel "
+                             "VGG features directly)")
+
+
+def make_method(kind: str, *, name: str, description: str, paper: dict, cpu: dict) -> Method:
+    """The AAMS (``kind="self"``) or CBAM (``kind="cbam"``) method spec."""
+
+    def layer(cfg: Config) -> str:
+        return DEPTHS[cfg.depth]
+
+    def model(cfg: Config) -> AttentionAutoencoder:
+        return AttentionAutoencoder(layer=layer(cfg), kind=kind, padding="zero")
+
+    def init(cfg: Config, key: jax.Array):
+        feats = common.example_features(common.relu_x1(layer(cfg)))
+        return {"autoencoder": model(cfg).init(key, feats)["params"]}
+
+    def loss(cfg: Config, params, vgg, batch, key):
+        del key
+        images = batch["content"]
+        layers = common.relu_x1(layer(cfg))
+        feats = common.encode(vgg, images, layers)
+        out, attended = model(cfg).apply({"params": params["autoencoder"]}, feats)
+        terms = common.reconstruction_loss(cfg, images, out, feats, common.encode(vgg, out, layers))
+        terms["loss/attention"] = cfg.attention_weight * jnp.mean(jnp.abs(attended.attention))
+        return sum(terms.values()), terms
+
+    return Method(
+        name=name,
+        config=Config,
+        presets={"paper": paper, "cpu": cpu},
+        sources=lambda cfg: ("content",),
+        encoder=lambda cfg: {**common.ENCODER, "layers": list(reversed(common.relu_x1(layer(cfg)))),
+                             "loss_layers": list(common.relu_x1(layer(cfg)))},
+        init=init,
+        loss=loss,
+        modules=lambda cfg: {"autoencoder": common.module_entry(
+            AttentionAutoencoder, layer=layer(cfg), kind=kind, padding="zero")},
+        run_name=lambda cfg: f"{name}_{cfg.depth}",
+        description=description,
+    )
+
+
+_OPT = dict(lr_decay=0.0, adam_b2=0.99, adam_eps=1.0)  # AAMS: tf.train.AdamOptimizer(1e-4, beta2=0.99, epsilon=1.0)
+
+METHOD = make_method("self", name="aams", description=__doc__, paper=dict(steps=80_000, **_OPT), cpu=_OPT)
+
+if __name__ == "__main__":
+    sys.exit(main(METHOD))

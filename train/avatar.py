@@ -1,0 +1,77 @@
+"""Train the Avatar-Net hourglass decoder (Sheng et al. 2018): ``python -m train.avatar``.
+
+Avatar-Net's decoder is trained for reconstruction only (no style images; the style decorator has
+no parameters): ``I' = D(E(I)^relu4_1; skips)`` where the AdaIN skips before ``dec3_1``, ``dec2_1``,
+``dec1_1`` take the *input's own* relu3_1 / relu2_1 / relu1_1 statistics (the style's at transfer
+time). Loss of the official TF code::
+
+    L = 10 || I' - I ||_2^2 + 1 sum_{l = relu1_1..relu4_1} || phi_l(I') - phi_l(I) ||_2^2 + 10 TV_L1(I')
+
+with images in [0, 255] as in the TF code (``--pixel_scale 255``), L2 weight decay 5e-4 on the
+convolution kernels, Adam 1e-4 without decay, batch 8, 120k steps.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+
+import jax
+
+from nst_jax.modules.decoders import SkipDecoder
+from train import common
+from train.config import field
+from train.trainer import Method, main
+
+LAYERS = common.relu_x1("relu4_1")
+
+
+@dataclasses.dataclass(frozen=True)
+class Config(common.ReconstructionConfig):
+    pixel_weight: float = field(10.0, "weight of the pixel MSE (Avatar-Net code: 10)")
+    perceptual_weight: float = field(1.0, "weight of the perceptual MSE over relu1_1..relu4_1 (1)")
+    tv_weight: float = field(10.0, "weight of the L1 total variation (10)")
+    pixel_scale: float = field(255.0, "pixel units of the pixel and TV terms (255: the TF code's [0, 255] images)")
+    width: float = field(1.0, "must stay 1: the AdaIN skips take the real VGG features")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.width != 1.0:
+            raise ValueError("width must be 1 for Avatar-Net (its AdaIN skips take the VGG features directly)")
+
+
+def decoder(cfg: Config) -> SkipDecoder:
+    return SkipDecoder.avatar_net(padding=common.ENCODER["padding"], width=cfg.width)
+
+
+def init(cfg: Config, key: jax.Array):
+    feats = common.example_features(LAYERS)
+    return {"decoder": decoder(cfg).init(key, feats["relu4_1"], feats)["params"]}
+
+
+def loss(cfg: Config, params, vgg, batch, key):
+    del key
+    images = batch["content"]
+    feats = common.encode(vgg, images, LAYERS)
+    out = decoder(cfg).apply({"params": params["decoder"]}, feats["relu4_1"], feats)  # own skips
+    terms = common.reconstruction_loss(cfg, images, out, feats, common.encode(vgg, out, LAYERS))
+    return sum(terms.values()), terms
+
+
+_OPT = dict(lr_decay=0.0, weight_decay=5e-4)
+
+METHOD = Method(
+    name="avatar",
+    config=Config,
+    presets={"paper": dict(steps=120_000, **_OPT), "cpu": _OPT},
+    sources=lambda cfg: ("content",),
+    encoder=lambda cfg: {**common.ENCODER, "layers": list(reversed(LAYERS)), "loss_layers": list(LAYERS)},
+    init=init,
+    loss=loss,
+    modules=lambda cfg: {"decoder": common.module_entry(SkipDecoder, layer="relu4_1", padding="reflect",
+                                                        head_kernel=7, width=cfg.width)},
+    description=__doc__,
+)
+
+if __name__ == "__main__":
+    sys.exit(main(METHOD))

@@ -1,0 +1,72 @@
+"""Pieces several method specs share: the encoder convention, module cards, reconstruction loss.
+
+Every loss below is written on the global batch and returns (total, weighted terms). ``||.||_2``
+in the papers' equations is implemented as the mean squared error (as the reference code does:
+``nn.MSECriterion`` / ``nn.MSELoss`` / ``tf.losses.mean_squared_error``), so weights carry over
+from the code, not from a summed norm.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+
+from nst_jax import losses, vgg19
+from train.config import TrainConfig, field
+
+# DESIGN §3: feed-forward methods use reflect padding + max pooling (AdaIN/SANet family). Recorded in
+# every export card; stylize refuses a checkpoint loaded with another encoder configuration.
+ENCODER = {"padding": "reflect", "pool": "max"}
+
+
+def encode(vgg, images: jax.Array, layers: Sequence[str]) -> dict[str, jax.Array]:
+    """VGG19 features with the feed-forward encoder convention."""
+    return vgg19.features(vgg, images, tuple(layers), **ENCODER)
+
+
+def relu_x1(upto: str) -> tuple[str, ...]:
+    """``relu1_1, relu2_1, ...`` up to and including block ``upto`` (``relu4_1`` -> four layers)."""
+    return tuple(f"relu{b}_1" for b in range(1, int(upto[4]) + 1))
+
+
+def module_entry(cls: type, **kwargs: Any) -> dict[str, Any]:
+    """How the export card names a module: dotted class path + constructor kwargs."""
+    return {"class": f"{cls.__module__}.{cls.__qualname__}", "kwargs": kwargs}
+
+
+def example_features(layers: Sequence[str], size: int = 2) -> dict[str, jax.Array]:
+    """Zeros shaped like encoder features (batch 1, tiny spatial size) for ``module.init``."""
+    return {layer: jnp.zeros((1, size * (16 // vgg19.STRIDES[layer]), size * (16 // vgg19.STRIDES[layer]),
+                              vgg19.CHANNELS[layer])) for layer in layers}
+
+
+@dataclasses.dataclass(frozen=True)
+class ReconstructionConfig(TrainConfig):
+    """Loss weights of reconstruction-trained decoders (WCT, Avatar-Net, AAMS, CBAM)."""
+
+    pixel_weight: float = field(1.0, "weight of the pixel MSE ||D(E(I)) - I||^2")
+    perceptual_weight: float = field(1.0, "weight of the perceptual MSE sum_l ||phi_l(D(E(I))) - phi_l(I)||^2")
+    tv_weight: float = field(0.0, "weight of the L1 total variation of the output")
+    pixel_scale: float = field(1.0, "pixel units of the pixel and TV terms: 1 = [0,1] images (Torch anchors), "
+                                    "255 = [0,255] (the TF anchors Avatar-Net/AAMS)")
+    width: float = field(1.0, "decoder hidden-channel multiplier (1 = the real network; tests use 0.125)")
+
+
+def reconstruction_loss(cfg: ReconstructionConfig, images: jax.Array, output: jax.Array,
+                        target_feats: dict[str, jax.Array], output_feats: dict[str, jax.Array]):
+    """``w_p ||s (I' - I)||^2 + w_f sum_l ||phi_l(I') - phi_l(I)||^2 + w_tv TV_L1(s I')``, s = pixel_scale.
+
+    (Li et al. 2017 Eq. 1 for WCT; Sheng et al. 2018 / Yao et al. 2019 training losses.)
+    """
+    s = cfg.pixel_scale
+    terms = {
+        "loss/pixel": cfg.pixel_weight * losses.mse(s * output, s * images),
+        "loss/perceptual": cfg.perceptual_weight * losses.feature_loss(output_feats, target_feats),
+    }
+    if cfg.tv_weight:
+        terms["loss/tv"] = cfg.tv_weight * losses.tv_l1_loss(s * output)
+    return terms
