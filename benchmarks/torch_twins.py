@@ -68,3 +68,194 @@ def gatys_value_and_grad(vgg: TorchVGG, content_targets, gram_targets, weights, 
         return loss.detach(), grad
 
     return run
+
+
+# ------------------------------------------------------------------ feed-forward twins (runtime.py)
+# Twins of nst_jax.methods.{adain,wct,sanet} forwards, op for op: the same decoder spec table
+# (nst_jax.modules.decoders.decoder_spec), the same statistics conventions (biased variance +
+# 1e-5 for AdaIN; centred covariance / (HW - 1), eigenvalues <= 1e-5 masked for WCT), the same
+# alpha blends. Inputs/outputs are NCHW float32 in [0, 1] (decoder outputs unclamped).
+
+EPS = 1e-5
+
+
+def _conv(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None, padding: str) -> torch.Tensor:
+    pad = w.shape[-1] // 2
+    if pad and padding == "reflect":
+        return F.conv2d(F.pad(x, (pad, pad, pad, pad), mode="reflect"), w, b)
+    return F.conv2d(x, w, b, padding=pad)
+
+
+def _torch_conv_params(tree, fmt):
+    k = torch.tensor(np.asarray(tree["kernel"]).transpose(3, 2, 0, 1).copy()).contiguous(memory_format=fmt)
+    b = torch.tensor(np.asarray(tree["bias"])) if "bias" in tree else None
+    return k, b
+
+
+class TorchDecoder:
+    """A VGG-mirror decoder (``nst_jax.modules.decoders``) from its flax params: the steps of
+    ``decoder_spec(layer, skips=..., head_kernel=...)``, reflect- or zero-padded 3x3 convs, ReLU,
+    nearest x2 upsampling, optional AdaIN skips (callables or features)."""
+
+    def __init__(self, params, layer: str, *, padding: str = "reflect", skips: bool = False,
+                 head_kernel: int | None = None, channels_last: bool = True):
+        from nst_jax.modules.decoders import decoder_spec
+
+        self.fmt = torch.channels_last if channels_last else torch.contiguous_format
+        self.padding = padding
+        self.steps = decoder_spec(layer, skips=skips, head_kernel=head_kernel)
+        self.convs = {s.name: _torch_conv_params(params[s.name], self.fmt) for s in self.steps if hasattr(s, "name")}
+
+    def __call__(self, x: torch.Tensor, skips=None) -> torch.Tensor:
+        x = x.contiguous(memory_format=self.fmt)
+        for step in self.steps:
+            kind = type(step).__name__
+            if kind == "UpStep":
+                x = F.interpolate(x, scale_factor=2, mode="nearest")
+            elif kind == "SkipStep":
+                fuse = skips[step.layer]
+                x = fuse(x) if callable(fuse) else adain(x, fuse)
+            else:
+                w, b = self.convs[step.name]
+                x = _conv(x, w, b, self.padding)
+                if step.relu:
+                    x = F.relu(x)
+        return x
+
+
+def mean_std(x: torch.Tensor, eps: float = EPS):
+    mean = x.mean(dim=(2, 3), keepdim=True)
+    var = ((x - mean) ** 2).mean(dim=(2, 3), keepdim=True)
+    return mean, torch.sqrt(var + eps)
+
+
+def adain(content: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
+    mc, sc = mean_std(content)
+    ms, ss = mean_std(style)
+    return (content - mc) * (ss / sc) + ms
+
+
+def _moments(x: torch.Tensor):
+    n, c, h, w = x.shape
+    flat = x.reshape(n, c, h * w)
+    mean = flat.mean(dim=2)
+    centred = flat - mean[:, :, None]
+    cov = centred @ centred.transpose(1, 2) / max(h * w - 1, 1)
+    return mean, cov
+
+
+def _sym_power(cov: torch.Tensor, p: float, eps: float = EPS) -> torch.Tensor:
+    vals, vecs = torch.linalg.eigh(cov)
+    keep = vals > eps
+    d = torch.where(keep, torch.where(keep, vals, torch.ones_like(vals)) ** p, torch.zeros_like(vals))
+    return (vecs * d[:, None, :]) @ vecs.transpose(1, 2)
+
+
+def wct(content: torch.Tensor, style: torch.Tensor, eps: float = EPS) -> torch.Tensor:
+    """``nst_jax.kernels.wct.wct``: one fused C x C transform, one matmul over the features."""
+    n, c, h, w = content.shape
+    mc, cov_c = _moments(content)
+    ms, cov_s = _moments(style)
+    transform = _sym_power(cov_s, 0.5, eps) @ _sym_power(cov_c, -0.5, eps)
+    flat = content.reshape(n, c, h * w)
+    bias = ms - (transform @ mc[:, :, None])[:, :, 0]
+    return (transform @ flat + bias[:, :, None]).reshape(n, c, h, w)
+
+
+def _nchw(x: np.ndarray) -> torch.Tensor:
+    return torch.tensor(np.ascontiguousarray(np.asarray(x, np.float32).transpose(0, 3, 1, 2)))
+
+
+class TorchAdaIN:
+    """``nst_jax.methods.adain``: encoder (relu4_1) + AdaIN + alpha blend + AdaIN decoder."""
+
+    def __init__(self, params):
+        self.vgg = TorchVGG(params["vgg"], padding="reflect", pool="max")
+        self.decoder = TorchDecoder(params["decoder"], "relu4_1")
+
+    @torch.no_grad()
+    def __call__(self, content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+        s = self.vgg.features(style, ("relu4_1",))["relu4_1"]
+        c = self.vgg.features(content, ("relu4_1",))["relu4_1"]
+        t = alpha * adain(c, s) + (1.0 - alpha) * c
+        return self.decoder(t)
+
+
+class TorchWCT:
+    """``nst_jax.methods.wct``: style encoded at relu5_1..relu1_1 once, then per level encode the
+    current image, WCT + alpha blend, decode (five decoders, coarse to fine)."""
+
+    LEVELS = (5, 4, 3, 2, 1)
+
+    def __init__(self, params, levels=LEVELS):
+        self.levels = tuple(levels)
+        self.vgg = TorchVGG(params["vgg"], padding="reflect", pool="max")
+        self.decoders = {k: TorchDecoder(params["decoders"][f"relu{k}_1"], f"relu{k}_1") for k in self.levels}
+
+    @torch.no_grad()
+    def __call__(self, content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+        layers = tuple(f"relu{k}_1" for k in self.levels)
+        s = self.vgg.features(style, layers)
+        x = content
+        for k in self.levels:
+            layer = f"relu{k}_1"
+            c = self.vgg.features(x, (layer,))[layer]
+            t = alpha * wct(c, s[layer]) + (1.0 - alpha) * c
+            x = self.decoders[k](t)
+        return x
+
+
+class TorchSANet:
+    """``nst_jax.methods.sanet``: SANet transform (relu4_1 [+ relu5_1 upsampled, merge conv]) of the
+    content with the style and with itself (the alpha = 0 end), alpha blend, AdaIN decoder. The
+    attention is one unchunked softmax (fine at 256/512 px)."""
+
+    def __init__(self, params, multi_level: bool = True, channels_last: bool = True):
+        self.fmt = torch.channels_last if channels_last else torch.contiguous_format
+        self.multi_level = multi_level
+        self.layers = ("relu4_1", "relu5_1") if multi_level else ("relu4_1",)
+        self.vgg = TorchVGG(params["vgg"], padding="reflect", pool="max")
+        tp = params["transform"]
+        self.sanets = {layer: {k: _torch_conv_params(tp[f"sanet{layer[4:]}"][k], self.fmt)
+                               for k in ("f", "g", "h", "out")} for layer in self.layers}
+        self.merge = _torch_conv_params(tp["merge"], self.fmt) if multi_level else None
+        self.decoder = TorchDecoder(params["decoder"], "relu4_1")
+
+    @staticmethod
+    def _mvn(x):
+        mean, std = mean_std(x)
+        return (x - mean) / std
+
+    def _sanet(self, p, content, style):
+        n, c, h, w = content.shape
+        q = F.conv2d(self._mvn(content), *p["f"]).reshape(n, c, -1).transpose(1, 2)  # (n, Lq, C)
+        k = F.conv2d(self._mvn(style), *p["g"]).reshape(n, c, -1)  # (n, C, Lk)
+        v = F.conv2d(style, *p["h"]).reshape(n, c, -1)  # (n, C, Lk)
+        attn = torch.softmax(torch.bmm(q, k), dim=-1)  # (n, Lq, Lk)
+        out = torch.bmm(v, attn.transpose(1, 2)).reshape(n, c, h, w)
+        return content + F.conv2d(out, *p["out"])
+
+    def transform(self, c, s):
+        out4 = self._sanet(self.sanets["relu4_1"], c["relu4_1"], s["relu4_1"])
+        if not self.multi_level:
+            return out4
+        out5 = F.interpolate(self._sanet(self.sanets["relu5_1"], c["relu5_1"], s["relu5_1"]), scale_factor=2,
+                             mode="nearest")
+        h, w = out4.shape[2:]
+        out5 = out5[:, :, :h, :w]
+        if out5.shape[2:] != out4.shape[2:]:
+            out5 = F.pad(out5, (0, w - out5.shape[3], 0, h - out5.shape[2]), mode="replicate")
+        return _conv(out4 + out5, *self.merge, "reflect")
+
+    @torch.no_grad()
+    def __call__(self, content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+        s = self.vgg.features(style, self.layers)
+        c = self.vgg.features(content, self.layers)
+        identity = self.transform(c, c)
+        t = alpha * self.transform(c, s) + (1.0 - alpha) * identity
+        return self.decoder(t)
+
+
+FEEDFORWARD_TWINS = {"adain": TorchAdaIN, "wct": TorchWCT, "sanet": TorchSANet,
+                     "sanet_r41": lambda params: TorchSANet(params, multi_level=False)}
+"""Method name -> twin class (``twin(params)(content, style, alpha)``; NCHW tensors)."""
