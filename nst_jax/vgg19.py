@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nst_jax.errors import InputError
+from nst_jax.kernels.conv import conv2d_same
 
 Params = dict[str, Any]
 
@@ -126,13 +127,7 @@ def _convs_up_to(layer: str) -> tuple[str, ...]:
 
 
 def _conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, padding: str) -> jax.Array:
-    if padding == "reflect":
-        x = jnp.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
-        pad = "VALID"
-    else:
-        pad = "SAME"
-    y = jax.lax.conv_general_dilated(x, kernel, (1, 1), pad, dimension_numbers=("NHWC", "HWIO", "NHWC"))
-    return y + bias
+    return conv2d_same(x, kernel, padding=padding) + bias
 
 
 @jax.custom_vjp

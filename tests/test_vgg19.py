@@ -131,3 +131,22 @@ def test_layer_tables():
     assert len(vgg19.CONV_NAMES) == 16
     assert vgg19.LAYERS[-1] == "pool5" and vgg19.LAYERS.count("pool3") == 1
     assert vgg19.CHANNELS["relu3_1"] == 256 and vgg19.STRIDES["relu4_1"] == 8 and vgg19.STRIDES["pool2"] == 4
+
+
+@pytest.mark.parametrize("h, w, k", [(5, 7, 3), (9, 11, 7), (4, 4, 3), (20, 13, 5)])
+def test_reflect_conv_equals_padded_valid_conv(h, w, k):
+    # conv2d_same computes reflect padding as a zero-padded conv plus a border correction (faster on
+    # XLA:CPU); it must equal the plain reflect-pad + VALID convolution, values and gradients.
+    from nst_jax.kernels.conv import conv2d_same
+
+    x = jax.random.normal(jax.random.key(0), (2, h, w, 4))
+    kernel = jax.random.normal(jax.random.key(1), (k, k, 4, 3))
+
+    def plain(x):
+        p = k // 2
+        xp = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")
+        return jax.lax.conv_general_dilated(xp, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+    np.testing.assert_allclose(conv2d_same(x, kernel, padding="reflect"), plain(x), rtol=1e-5, atol=2e-5)
+    g = jax.grad(lambda x: jnp.sum(conv2d_same(x, kernel, padding="reflect") ** 2))(x)
+    np.testing.assert_allclose(g, jax.grad(lambda x: jnp.sum(plain(x) ** 2))(x), rtol=1e-4, atol=1e-3)

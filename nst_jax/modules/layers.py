@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nst_jax.kernels import stats
+from nst_jax.kernels.conv import conv2d_same
 
 Array = jax.Array
 PADDINGS = ("reflect", "zero")
@@ -52,16 +53,7 @@ class Conv(nn.Module):
             raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
         k = self.kernel_size
         kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features), self.param_dtype)
-        x = x.astype(self.dtype)
-        pad = k // 2
-        if pad and self.padding == "reflect":
-            x = jnp.pad(x, ((0, 0), (pad, pad), (pad, pad), (0, 0)), mode="reflect")
-            conv_pad = "VALID"
-        else:
-            conv_pad = [(pad, pad), (pad, pad)]
-        y = jax.lax.conv_general_dilated(
-            x, kernel.astype(self.dtype), (1, 1), conv_pad, dimension_numbers=("NHWC", "HWIO", "NHWC")
-        )
+        y = conv2d_same(x.astype(self.dtype), kernel.astype(self.dtype), padding=self.padding)
         if self.use_bias:
             bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
             y = y + bias.astype(self.dtype).reshape(1, 1, 1, -1)
