@@ -29,7 +29,7 @@ def run(args) -> int:
     import numpy as np
     from tqdm import tqdm
 
-    from nst_jax.errors import InputError
+    from nst_jax.errors import CheckpointError, InputError
     from nst_jax.image import contact_sheet, load_image, save_image
     from nst_jax.stylize import METHODS, stylize
 
@@ -39,7 +39,17 @@ def run(args) -> int:
         raise InputError(f"unknown method(s) {unknown}; available: {', '.join(METHODS)}")
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    params = {m: METHODS[m].load_params() for m in methods}
+    params, skipped = {}, []
+    for m in methods:
+        try:
+            params[m] = METHODS[m].load_params()
+        except CheckpointError as err:
+            if args.methods:  # asked for by name: say exactly what is missing
+                raise
+            skipped.append(f"{m} ({str(err).splitlines()[0]})")
+    methods = [m for m in methods if m in params]
+    for line in skipped:
+        print(f"skipping {line}", file=sys.stderr)
     rows, labels, timings = [], [], {m: [] for m in methods}
     bar = tqdm(total=len(PAIRS) * len(methods), desc="demo", unit="image", file=sys.stderr)
     for content_name, style_name in PAIRS:
