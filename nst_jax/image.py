@@ -242,3 +242,18 @@ def check_fits_in_memory(height: int, width: int, *, bytes_per_pixel: float, wha
             f"{what} at {width}x{height} px needs about {needed / 1e9:.1f} GB of memory but only "
             f"{available / 1e9:.1f} GB is available; use a smaller size (a long side of about {max_side} px "
             "fits), or a feed-forward method (far less memory per pixel)")
+
+
+def check_masks(masks, n_styles: int, content_shape) -> list[np.ndarray]:
+    """Validate one (H, W) mask per style at the content's size, values in [0, 1]; float32 copies."""
+    masks = [np.asarray(m, np.float32) for m in masks]
+    if len(masks) != n_styles:
+        raise InputError(f"got {len(masks)} masks for {n_styles} styles: give one mask per style")
+    for i, m in enumerate(masks):
+        if m.shape != tuple(content_shape[:2]):
+            size = f"{m.shape[1]}x{m.shape[0]}" if m.ndim == 2 else f"of shape {m.shape}"
+            raise InputError(f"mask {i} is {size} but the content is {content_shape[1]}x{content_shape[0]}: "
+                             "masks must match the content size")
+        if not np.all(np.isfinite(m)) or m.min() < 0 or m.max() > 1:
+            raise InputError(f"mask {i} must hold values in [0, 1]")
+    return masks

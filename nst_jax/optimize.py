@@ -35,7 +35,7 @@ import optax
 
 from nst_jax import vgg19
 from nst_jax.errors import InputError
-from nst_jax.image import check_fits_in_memory, check_image, resize
+from nst_jax.image import check_fits_in_memory, check_image, check_masks, resize
 from nst_jax.kernels.color import linear_color_transfer, luminance_transfer
 from nst_jax.kernels.stats import gram, mask_for_layer
 from nst_jax.losses import mse, tv_loss
@@ -222,15 +222,7 @@ def gatys(
     if not styles:
         raise InputError("at least one style image is required")
     if masks is not None:
-        masks = [np.asarray(m, np.float32) for m in masks]
-        if len(masks) != len(styles):
-            raise InputError(f"got {len(masks)} masks for {len(styles)} styles: give one mask per style")
-        for i, m in enumerate(masks):
-            if m.shape != content.shape[:2]:
-                raise InputError(f"mask {i} is {m.shape[1]}x{m.shape[0]} but the content is "
-                                 f"{content.shape[1]}x{content.shape[0]}: masks must match the content size")
-            if not np.all(np.isfinite(m)) or m.min() < 0 or m.max() > 1:
-                raise InputError(f"mask {i} must hold values in [0, 1]")
+        masks = check_masks(masks, len(styles), content.shape)
     blend = None
     if masks is None:
         blend = np.full(len(styles), 1.0 / len(styles)) if style_blend is None else np.asarray(style_blend, np.float64)

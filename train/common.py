@@ -19,13 +19,9 @@ from nst_jax import losses, vgg19
 from train.config import TrainConfig, field
 
 # DESIGN §3: feed-forward methods use reflect padding + max pooling (AdaIN/SANet family). Recorded in
-# every export card; stylize refuses a checkpoint loaded with another encoder configuration.
-ENCODER = {"padding": "reflect", "pool": "max"}
-
-
-def encode(vgg, images: jax.Array, layers: Sequence[str]) -> dict[str, jax.Array]:
-    """VGG19 features with the feed-forward encoder convention."""
-    return vgg19.features(vgg, images, tuple(layers), **ENCODER)
+# every export card; stylize refuses a checkpoint loaded with another encoder configuration. One
+# definition for training and inference.
+from nst_jax.methods.common import ENCODER, encode  # noqa: E402,F401
 
 
 def relu_x1(upto: str) -> tuple[str, ...]:

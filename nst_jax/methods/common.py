@@ -33,7 +33,7 @@ import numpy as np
 
 from nst_jax import checkpoints, vgg19
 from nst_jax.errors import InputError
-from nst_jax.image import check_image, pad_to_multiple
+from nst_jax.image import check_image, check_masks, pad_to_multiple
 from nst_jax.kernels.adain import blend_by_masks
 from nst_jax.kernels.color import COLOR_MODES, linear_color_transfer, luminance_transfer
 from nst_jax.kernels.stats import mask_for_layer
@@ -149,15 +149,7 @@ def check_controls(n_styles: int, content_shape: tuple[int, ...], *, alpha, styl
     if masks is not None:
         if style_weights is not None:
             raise InputError("style_weights and masks are exclusive: with masks each style owns its region")
-        masks = [np.asarray(m, np.float32) for m in masks]
-        if len(masks) != n_styles:
-            raise InputError(f"got {len(masks)} masks for {n_styles} styles: give one mask per style")
-        for i, m in enumerate(masks):
-            if m.shape != tuple(content_shape[:2]):
-                raise InputError(f"mask {i} is {m.shape[1] if m.ndim > 1 else '?'}x{m.shape[0]} but the content "
-                                 f"is {content_shape[1]}x{content_shape[0]}: masks must match the content size")
-            if not np.all(np.isfinite(m)) or m.min() < 0 or m.max() > 1:
-                raise InputError(f"mask {i} must hold values in [0, 1]")
+        masks = check_masks(masks, n_styles, content_shape)
         masks = np.stack(masks, axis=-1)[None]  # (1, H, W, S)
     return np.float32(alpha), weights, masks
 
