@@ -479,3 +479,23 @@ def test_attention_autoencoder_full_width_shapes(layer):
     h, w = feats[layer].shape[1:3]
     assert _shape(rgb) == (1, h * s, w * s, 3) and _shape(att.saliency) == (1, h, w, 1)
     assert count_params(variables["params"]) == param_counts()[f"cbam_{layer}"]
+
+
+def test_decoders_work_in_normalised_units():
+    """Decoders divide their input and skips by vgg19.MEAN_ACTIVATION: a fresh decoder fed Caffe-scale
+    relu4_1 features (mean ~440) outputs values near [0, 1] instead of hundreds, and a callable skip
+    fusion (which receives encoder units) equals passing the features themselves."""
+    from nst_jax import vgg19
+    from nst_jax.kernels.adain import adain
+
+    dec = SkipDecoder.avatar_net(width=1 / 8)
+    x = _small_feats("relu4_1", 3, 3, 1 / 8)
+    x = x / jnp.mean(x) * vgg19.MEAN_ACTIVATION["relu4_1"]
+    skips = {k: _small_feats(k, 4, 4, 1 / 8, seed=i + 1) * vgg19.MEAN_ACTIVATION[k]
+             for i, k in enumerate(dec.skip_layers)}
+    variables = jax.jit(dec.init)(KEY, x, skips)
+    out = dec.apply(variables, x, skips)
+    assert float(jnp.mean(jnp.abs(out - 0.5))) < 5.0
+    as_callables = {k: (lambda a, s=s: adain(a, s)) for k, s in skips.items()}
+    # (up to the eps inside AdaIN's std, which sees different units on the two paths)
+    np.testing.assert_allclose(dec.apply(variables, x, as_callables), out, atol=0.05)

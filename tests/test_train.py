@@ -413,3 +413,21 @@ def test_multihost_detection(monkeypatch):
     assert not sharding.launched_multihost()
     monkeypatch.setenv("SLURM_NTASKS", "4")
     assert sharding.launched_multihost()
+
+
+def test_warm_start_copies_matching_arrays_only(folders, tmp_path):
+    """--init: an AdaIN export initialises SANet's decoder (same names/shapes), not its transform."""
+    adain, sanet = importlib.import_module("train.adain"), importlib.import_module("train.sanet")
+    source = adain.init(_config(adain, folders), jax.random.key(1))
+    path = params_io.save(tmp_path / "adain.npz", jax.device_get(source))
+    target = sanet.init(_config(sanet, folders), jax.random.key(2))
+    warmed, copied, total = trainer.warm_start(jax.device_get(target), path)
+    n_decoder = len(jax.tree_util.tree_leaves(target["decoder"]))
+    assert copied == n_decoder and total == len(jax.tree_util.tree_leaves(target))
+    for a, b in zip(jax.tree_util.tree_leaves(warmed["decoder"]), jax.tree_util.tree_leaves(source["decoder"])):
+        np.testing.assert_array_equal(a, b)
+    for a, b in zip(jax.tree_util.tree_leaves(warmed["transform"]), jax.tree_util.tree_leaves(target["transform"])):
+        np.testing.assert_array_equal(a, b)
+    unrelated = params_io.save(tmp_path / "other.npz", {"x": {"y": np.zeros(3, np.float32)}})
+    with pytest.raises(ValueError, match="no parameter matches"):
+        trainer.warm_start(jax.device_get(target), unrelated)

@@ -150,3 +150,17 @@ def test_reflect_conv_equals_padded_valid_conv(h, w, k):
     np.testing.assert_allclose(conv2d_same(x, kernel, padding="reflect"), plain(x), rtol=1e-5, atol=2e-5)
     g = jax.grad(lambda x: jnp.sum(conv2d_same(x, kernel, padding="reflect") ** 2))(x)
     np.testing.assert_allclose(g, jax.grad(lambda x: jnp.sum(plain(x) ** 2))(x), rtol=1e-4, atol=1e-3)
+
+
+def test_mean_activation_table_matches_the_real_weights(vgg_params):
+    """vgg19.MEAN_ACTIVATION (measured on training images) within 35% of the bundled photos' means:
+    a wrong constant would mis-weight every trainer's feature loss and every decoder's input."""
+    from pathlib import Path
+
+    assets = Path(vgg19.__file__).parent / "assets"
+    images = jnp.stack([jnp.asarray(image_at(p, 96, 96)) for p in sorted((assets / "content").glob("*.jpg"))
+                        + sorted((assets / "style").glob("*.jpg"))])
+    feats = vgg19.features(vgg_params, images, list(vgg19.MEAN_ACTIVATION), padding="reflect")
+    for layer, expected in vgg19.MEAN_ACTIVATION.items():
+        measured = float(jnp.mean(feats[layer]))
+        assert 0.65 < measured / expected < 1.35, (layer, measured, expected)

@@ -59,9 +59,10 @@ def loss(cfg: Config, params, vgg, batch, key):
     style = common.encode(vgg, batch["style"], STYLE_LAYERS)
     t = adain(content, style["relu4_1"])
     out = decoder(cfg).apply({"params": params["decoder"]}, t)
-    out_feats = common.encode(vgg, out, STYLE_LAYERS)
+    out_feats = common.normalised(common.encode(vgg, out, STYLE_LAYERS))
+    style = common.normalised(style)
     terms = {
-        "loss/content": cfg.content_weight * losses.mse(out_feats["relu4_1"], t),
+        "loss/content": cfg.content_weight * losses.mse(out_feats["relu4_1"], common.normalised({"relu4_1": t})["relu4_1"]),
         "loss/style": cfg.style_weight * losses.moment_loss(out_feats, {k: mean_std(style[k]) for k in STYLE_LAYERS}),
     }
     return sum(terms.values()), terms

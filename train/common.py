@@ -24,6 +24,16 @@ from train.config import TrainConfig, field
 from nst_jax.methods.common import ENCODER, encode  # noqa: E402,F401
 
 
+# Feature losses see features divided by their layer's mean activation (vgg19.MEAN_ACTIVATION): the
+# papers' normalised-VGG19 loss balance at layer granularity, with the encoder left untouched.
+FEATURE_MEAN = vgg19.MEAN_ACTIVATION
+
+
+def normalised(feats: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Features divided by their layer's :data:`FEATURE_MEAN` (the loss-side normalised VGG19)."""
+    return {k: v / FEATURE_MEAN[k] for k, v in feats.items()}
+
+
 def relu_x1(upto: str) -> tuple[str, ...]:
     """``relu1_1, relu2_1, ...`` up to and including block ``upto`` (``relu4_1`` -> four layers)."""
     return tuple(f"relu{b}_1" for b in range(1, int(upto[4]) + 1))
@@ -54,14 +64,16 @@ class ReconstructionConfig(TrainConfig):
 
 def reconstruction_loss(cfg: ReconstructionConfig, images: jax.Array, output: jax.Array,
                         target_feats: dict[str, jax.Array], output_feats: dict[str, jax.Array]):
-    """``w_p ||s (I' - I)||^2 + w_f sum_l ||phi_l(I') - phi_l(I)||^2 + w_tv TV_L1(s I')``, s = pixel_scale.
+    """``w_p ||s (I' - I)||^2 + w_f sum_l ||phi_l(I') - phi_l(I)||^2 + w_tv TV_L1(s I')``, s = pixel_scale,
+    with ``phi_l`` the :func:`normalised` features.
 
     (Li et al. 2017 Eq. 1 for WCT; Sheng et al. 2018 / Yao et al. 2019 training losses.)
     """
     s = cfg.pixel_scale
     terms = {
         "loss/pixel": cfg.pixel_weight * losses.mse(s * output, s * images),
-        "loss/perceptual": cfg.perceptual_weight * losses.feature_loss(output_feats, target_feats),
+        "loss/perceptual": cfg.perceptual_weight * losses.feature_loss(normalised(output_feats),
+                                                                       normalised(target_feats)),
     }
     if cfg.tv_weight:
         terms["loss/tv"] = cfg.tv_weight * losses.tv_l1_loss(s * output)

@@ -59,6 +59,8 @@ class TrainConfig:
     adam_eps: float = field(1e-8, "Adam epsilon")
     weight_decay: float = field(0.0, "L2 weight decay on convolution kernels (added to the gradient)")
     seed: int = field(0, "seed of the data order, crops, flips and parameter init")
+    init: str = field("", "warm start: copy the parameters whose names and shapes match from an exported "
+                          "checkpoint (.npz), e.g. the AdaIN decoder into SANet's or a WCT decoder")
     # --- bookkeeping
     log_every: int = field(50, "steps between metric lines (JSONL, TensorBoard, progress bar)")
     ckpt_every: int = field(1000, "steps between checkpoints (also saved on SIGTERM/SIGINT and at the end)")
@@ -89,7 +91,7 @@ class TrainConfig:
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": dict(resize=512, crop=256, batch_size=8, steps=160_000, lr=1e-4, lr_decay=5e-5,
                   log_every=100, ckpt_every=5000),
-    "cpu": dict(resize=160, crop=128, batch_size=4, steps=3000, lr=1e-4, lr_decay=5e-5,
+    "cpu": dict(resize=160, crop=128, batch_size=4, steps=3000, lr=5e-4, lr_decay=5e-5,
                 log_every=20, ckpt_every=250, workers=2, prefetch=2),
 }
 

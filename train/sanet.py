@@ -76,7 +76,11 @@ def loss(cfg: Config, params, vgg, batch, key):
     keys = {k: jnp.concatenate([fs[k], fc[k], fs[k]]) for k in ("relu4_1", "relu5_1")}
     hidden = transform(cfg).apply({"params": params["transform"]}, queries, keys)
     out = decoder(cfg).apply({"params": params["decoder"]}, hidden)
-    out_feats = common.encode(vgg, out, LAYERS)
+    # Losses see the normalised features (common.FEATURE_MEAN); the transform saw the raw ones.
+    both = common.normalised(both)
+    fc = {k: v[:n] for k, v in both.items()}
+    fs = {k: v[n:] for k, v in both.items()}
+    out_feats = common.normalised(common.encode(vgg, out, LAYERS))
     cs = {k: v[:n] for k, v in out_feats.items()}
     cc_ss = {k: v[n:] for k, v in out_feats.items()}  # E(I_cc) then E(I_ss)
     content_term = sum(losses.mse(mean_variance_norm(cs[k]), mean_variance_norm(fc[k])) for k in ("relu4_1", "relu5_1"))

@@ -163,6 +163,49 @@ def init_state(method: Method, cfg: TrainConfig, tx: optax.GradientTransformatio
     return {"params": params, "opt": tx.init(params), "step": jnp.zeros((), jnp.int32)}
 
 
+def warm_start(params: Params, path: str | os.PathLike) -> tuple[Params, int, int]:
+    """Copy into ``params`` every array of the exported checkpoint ``path`` that matches by name.
+
+    A parameter matches the checkpoint array whose key path shares the longest suffix with its own
+    (at least the layer name and the leaf, e.g. ``dec3_1/kernel``), if that array is unique and has
+    the same shape; so ``{"decoder": {"dec4_1": ...}}`` of an AdaIN export initialises the
+    ``decoder`` of SANet, a WCT level-4/5 decoder or the decoder inside an AAMS autoencoder.
+
+    Returns:
+      (params, number of arrays copied, number of arrays in ``params``).
+    Raises:
+      CheckpointError (via params_io) for an unreadable file; ValueError when nothing matches.
+    """
+    source, _ = params_io.load(path)
+    flat_src = {tuple(str(getattr(k, "key", k)) for k in p): v
+                for p, v in jax.tree_util.tree_flatten_with_path(source)[0]}
+
+    def shared_suffix(a: tuple[str, ...], b: tuple[str, ...]) -> int:
+        n = 0
+        while n < min(len(a), len(b)) and a[-1 - n] == b[-1 - n]:
+            n += 1
+        return n
+
+    copied = 0
+
+    def pick(path, leaf):
+        nonlocal copied
+        key = tuple(str(getattr(k, "key", k)) for k in path)
+        scores = {p: shared_suffix(key, p) for p in flat_src}
+        best = max(scores.values(), default=0)
+        matches = [p for p, n in scores.items() if n == best]
+        if best < 2 or len(matches) != 1 or flat_src[matches[0]].shape != leaf.shape:
+            return leaf
+        copied += 1
+        return jnp.asarray(flat_src[matches[0]], dtype=leaf.dtype)
+
+    params = jax.tree_util.tree_map_with_path(pick, params)
+    total = len(jax.tree_util.tree_leaves(params))
+    if copied == 0:
+        raise ValueError(f"--init {path}: no parameter matches by name and shape")
+    return params, copied, total
+
+
 def make_step_fn(method: Method, cfg: TrainConfig, tx: optax.GradientTransformation):
     """The pure train step ``(state, vgg, batch) -> (state, metrics)`` written on the GLOBAL batch."""
     lr = schedule(cfg)
@@ -272,6 +315,12 @@ def train(method: Method, cfg: TrainConfig, workdir: str | os.PathLike | None = 
     state = jax.jit(lambda key: init_state(method, cfg, tx, key), out_shardings=repl)(
         jax.random.key(cfg.seed))
 
+    init_note = ""
+    if cfg.init:  # before resuming: a resumed run keeps its own parameters
+        params, copied, total = warm_start(jax.device_get(state["params"]), cfg.init)
+        state = {**state, "params": jax.device_put(params, repl)}
+        init_note = f" init={copied}/{total} arrays from {cfg.init}"
+
     # --- 5. Resume -----------------------------------------------------------------------------------
     ckpt = ckpt_lib.Checkpointer(workdir / "checkpoints", keep=cfg.keep_ckpts, use_async=use_async_ckpt)
     restored = ckpt.restore(state)
@@ -301,7 +350,7 @@ def train(method: Method, cfg: TrainConfig, workdir: str | os.PathLike | None = 
     counts = {k: len(s) for k, s in sources.items()}
     say(f"[{method.name}] preset={preset} devices={mesh.devices.size}x{jax.default_backend()} "
         f"processes={jax.process_count()} batch={cfg.batch_size} crop={cfg.crop} data={counts} "
-        f"vgg={cfg.vgg} compile={compile_s:.1f}s workdir={workdir}"
+        f"vgg={cfg.vgg} compile={compile_s:.1f}s workdir={workdir}{init_note}"
         + (f" resumed@{start}" if restored is not None else ""))
 
     # --- 7. Loop -----------------------------------------------------------------------------------

@@ -28,6 +28,10 @@ SkipDecoder.aams()  relu3_1 /      zero padding, AdaIN skips, 3x3 RGB head      
 (``python -c "from nst_jax.modules import param_count_table; print(param_count_table())"`` recomputes
 the column from the modules themselves.)
 
+Inputs and skip features are the encoder's Caffe-scale activations; the first thing a decoder does is
+divide them by :data:`nst_jax.vgg19.MEAN_ACTIVATION` of their layer (no parameters), so its hidden
+units work at the scale the papers' decoders saw from the normalised VGG19.
+
 Images in this project are RGB in [0, 1], so decoders output [0, 1]-range RGB: there is no +127.5 as in
 the TF anchors; instead the RGB conv's bias starts at 0.5 (mid-grey, the same role as their offset).
 The output is not clamped (clamp when saving). Inputs of any size work: the output is the feature
@@ -202,13 +206,17 @@ class _MirrorDecoder(nn.Module):
             raise ValueError(
                 f"{type(self).__name__} needs skip features for {missing} (pass skips={{layer: features}})"
             )
-        x = x.astype(self.dtype)
+        # Hidden activations live in normalised units (VGG features / vgg19.MEAN_ACTIVATION, ~1), as
+        # the papers' decoders saw the normalised VGG19; Caffe-scale features (~440 at relu4_1) would
+        # make a freshly initialised decoder output values in the hundreds.
+        x = x.astype(self.dtype) / vgg19.MEAN_ACTIVATION[self.input_layer]
         for step in spec:
             if isinstance(step, UpStep):
                 x = upsample2x(x)
             elif isinstance(step, SkipStep):
-                fuse = skips[step.layer]
-                x = fuse(x) if callable(fuse) else adain(x, fuse.astype(self.dtype))
+                fuse, scale = skips[step.layer], vgg19.MEAN_ACTIVATION[step.layer]
+                # Fusions work in encoder units: AdaIN is scale-equivariant, so convert in and out.
+                x = fuse(x * scale) / scale if callable(fuse) else adain(x, fuse.astype(self.dtype) / scale)
             else:
                 normed = self.norm is not None and step.relu
                 x = Conv(
