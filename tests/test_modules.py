@@ -498,4 +498,5 @@ def test_decoders_work_in_normalised_units():
     assert float(jnp.mean(jnp.abs(out - 0.5))) < 5.0
     as_callables = {k: (lambda a, s=s: adain(a, s)) for k, s in skips.items()}
     # (up to the eps inside AdaIN's std, which sees different units on the two paths)
-    np.testing.assert_allclose(dec.apply(variables, x, as_callables), out, atol=0.05)
+    # A missing conversion on either path changes every pixel by far more than this.
+    assert float(jnp.mean(jnp.abs(dec.apply(variables, x, as_callables) - out))) < 0.05  # skipping the fusion: 0.39
