@@ -103,18 +103,22 @@ class TorchDecoder:
 
         self.fmt = torch.channels_last if channels_last else torch.contiguous_format
         self.padding = padding
+        from nst_jax.vgg19 import MEAN_ACTIVATION
+
+        self.scale = MEAN_ACTIVATION  # the decoders work in normalised units (see modules.decoders)
+        self.layer = layer
         self.steps = decoder_spec(layer, skips=skips, head_kernel=head_kernel)
         self.convs = {s.name: _torch_conv_params(params[s.name], self.fmt) for s in self.steps if hasattr(s, "name")}
 
     def __call__(self, x: torch.Tensor, skips=None) -> torch.Tensor:
-        x = x.contiguous(memory_format=self.fmt)
+        x = x.contiguous(memory_format=self.fmt) / self.scale[self.layer]
         for step in self.steps:
             kind = type(step).__name__
             if kind == "UpStep":
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
             elif kind == "SkipStep":
-                fuse = skips[step.layer]
-                x = fuse(x) if callable(fuse) else adain(x, fuse)
+                fuse, scale = skips[step.layer], self.scale[step.layer]
+                x = fuse(x * scale) / scale if callable(fuse) else adain(x, fuse / scale)
             else:
                 w, b = self.convs[step.name]
                 x = _conv(x, w, b, self.padding)

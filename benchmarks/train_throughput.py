@@ -32,6 +32,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks import common  # noqa: E402
+from nst_jax.vgg19 import MEAN_ACTIVATION as MEAN  # noqa: E402
 from train import adain, config, data, sanet, sharding, trainer  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -143,6 +144,9 @@ def torch_step(name: str, cfg, params0, vgg_all, host):
     c, s = images["content"], images["style"]
     counter = {"t": 0}
 
+    def norm(feats):  # train.common.normalised
+        return {k: v / MEAN[k] for k, v in feats.items()}
+
     def loss_fn():
         if name == "adain":
             layers = adain.STYLE_LAYERS
@@ -152,8 +156,9 @@ def torch_step(name: str, cfg, params0, vgg_all, host):
                 cm, cs_ = mean_std(c4)
                 sm, ss = mean_std(sf["relu4_1"])
                 t = (c4 - cm) / cs_ * ss + sm
-            of = vgg.features(decode(t), layers)
-            return (cfg.content_weight * F.mse_loss(of["relu4_1"], t)
+            of = norm(vgg.features(decode(t), layers))
+            sf = norm(sf)
+            return (cfg.content_weight * F.mse_loss(of["relu4_1"], t / MEAN["relu4_1"])
                     + cfg.style_weight * moment_loss(of, {k: mean_std(sf[k]) for k in layers}))
         layers = sanet.LAYERS
         n = c.shape[0]
@@ -167,7 +172,10 @@ def torch_step(name: str, cfg, params0, vgg_all, host):
         hidden = F.conv2d(F.pad(o4 + F.interpolate(o5, scale_factor=2, mode="nearest"), (1, 1, 1, 1), mode="reflect"),
                           *merge)
         out = decode(hidden)
-        of = vgg.features(out, layers)
+        both = norm(both)
+        fc = {k: v[:n] for k, v in both.items()}
+        fs = {k: v[n:] for k, v in both.items()}
+        of = norm(vgg.features(out, layers))
         cs = {k: v[:n] for k, v in of.items()}
         ccss = {k: v[n:] for k, v in of.items()}
         content = sum(F.mse_loss(mvn(cs[k]), mvn(fc[k])) for k in ("relu4_1", "relu5_1"))

@@ -47,6 +47,9 @@ def _add_stylize(sub) -> None:
                    help="colour preservation: luminance-only transfer or colour matching of the style")
     p.add_argument("--alpha", type=float, default=None,
                    help="content-style trade-off of the feed-forward methods, in [0, 1] (1 = full style)")
+    p.add_argument("--checkpoint", nargs="+", metavar="[NAME=]PATH", default=(),
+                   help="use these exported checkpoint files instead of the shipped ones (NAME: which of the "
+                        "method's checkpoints, e.g. wct_relu3_1=mine.npz; optional for one-checkpoint methods)")
     p.add_argument("--seed", type=int, default=0, help="random seed (noise init and any random choice)")
     p.add_argument("--overwrite", action="store_true", help="replace existing outputs")
     g = p.add_argument_group("gatys optimisation")
@@ -74,6 +77,28 @@ def _add_stylize(sub) -> None:
     filter_selection.add_stylize_arguments(p)
     style_vectors.add_stylize_arguments(p)
     p.set_defaults(handler=_cmd_stylize)
+
+
+def _checkpoint_paths(args) -> dict:
+    """``--checkpoint [NAME=]PATH ...`` -> ``{"paths": {name: path}}`` for FeedForward.load_params."""
+    if not args.checkpoint:
+        return {}
+    from nst_jax.methods import FEEDFORWARD
+
+    if args.method not in FEEDFORWARD:
+        raise InputError(f"--checkpoint applies to the feed-forward methods, not {args.method}")
+    names = FEEDFORWARD[args.method].checkpoints
+    paths = {}
+    for item in args.checkpoint:
+        name, sep, path = item.rpartition("=")
+        if not sep:
+            if len(names) != 1:
+                raise InputError(f"{args.method} has several checkpoints ({', '.join(names)}): write NAME=PATH")
+            name = names[0]
+        if not Path(path).is_file():
+            raise InputError(f"--checkpoint {item}: no such file")
+        paths[name] = path
+    return {"paths": paths}
 
 
 def _gatys_config(args):
@@ -147,7 +172,7 @@ def _cmd_stylize(args) -> int:
     pairs = _outputs_for(args)
     size = args.size or None
     style_size = args.style_size if args.style_size is not None else size
-    params = METHODS[args.method].load_params()
+    params = METHODS[args.method].load_params(**_checkpoint_paths(args))
     vgg = params["vgg"]
     styles = [load_image(s, size=style_size or None, kind="style") for s in args.style or ()]
     style_blend = args.style_blend

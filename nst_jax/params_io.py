@@ -83,7 +83,7 @@ def save(path: str | os.PathLike, tree: dict[str, Any], card: dict[str, Any] | N
     card = dict(card or {})
     card.setdefault("digest", tree_digest(tree))
     flat[CARD_KEY] = np.frombuffer(json.dumps(card, sort_keys=True).encode(), dtype=np.uint8)
-    return atomic_write(path, lambda f: np.savez(f, **flat))
+    return atomic_write(path, lambda f: np.savez_compressed(f, **flat))
 
 
 def load(path: str | os.PathLike, *, verify: bool = True) -> tuple[dict[str, Any], dict[str, Any]]:

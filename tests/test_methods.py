@@ -240,6 +240,24 @@ def test_checkpoint_round_trip_and_encoder_check(images, params, vgg_params, tmp
     np.testing.assert_array_equal(out, stylize(images["content"], images["style"], method="adain",
                                                params=params("adain")))
 
+    # float16 storage (the shipped files) loads as float32 and stylizes alike.
+    half = params_io.save(tmp_path / "adain16.npz", jax.tree.map(lambda a: np.asarray(a, np.float16), learned), card)
+    by_path = FEEDFORWARD["adain"].load_params(vgg=vgg_params, paths={"adain": str(half)})
+    assert all(a.dtype == np.float32 for a in jax.tree.leaves(by_path))
+    np.testing.assert_allclose(stylize(images["content"], images["style"], method="adain", params=by_path), out,
+                               atol=2e-2)
+    with pytest.raises(InputError, match="no checkpoint named"):
+        FEEDFORWARD["adain"].load_params(vgg=vgg_params, paths={"sanet": str(half)})
+    # The CLI takes the same file.
+    from nst_jax import cli, image
+    image.save_image(tmp_path / "c.png", images["content"])
+    image.save_image(tmp_path / "s.png", images["style"])
+    assert cli.main(["stylize", str(tmp_path / "c.png"), "-s", str(tmp_path / "s.png"), "-m", "adain",
+                     "--size", "0", "--checkpoint", str(half), "-o", str(tmp_path / "o.png")]) == 0
+    assert image.load_image(tmp_path / "o.png").shape == images["content"].shape
+    assert cli.main(["stylize", str(tmp_path / "c.png"), "-s", str(tmp_path / "s.png"), "-m", "wct",
+                     "--checkpoint", str(half), "-o", str(tmp_path / "w.png")]) == 2
+
     zero = params_io.save(tmp_path / "adain_zero.npz", learned,
                           {"method": "adain", "encoder": {"padding": "zero", "pool": "max"}})
     with pytest.raises(CheckpointError, match="encoder configuration") as err:

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import sys
 
-from train.aams import _OPT, Config, make_method  # noqa: F401  (Config: the same fields as AAMS)
+from train.aams import _CPU_OPT, _OPT, Config, make_method  # noqa: F401  (Config: the same fields as AAMS)
 from train.trainer import main
 
-METHOD = make_method("cbam", name="cbam", description=__doc__, paper=dict(steps=10_000, **_OPT), cpu=_OPT)
+METHOD = make_method("cbam", name="cbam", description=__doc__, paper=dict(steps=10_000, **_OPT), cpu=_CPU_OPT)
 
 if __name__ == "__main__":
     sys.exit(main(METHOD))

@@ -54,7 +54,8 @@ LossFn = Callable[[TrainConfig, Params, Params, Batch, jax.Array], tuple[jax.Arr
 log = logging.getLogger(__name__)
 CARD_FORMAT = "nst_jax.train/1"
 # Fields that may change between a run and its resumption without changing what is trained.
-RESUMABLE_CHANGES = ("steps", "log_every", "ckpt_every", "keep_ckpts", "workers", "prefetch", "content", "style")
+RESUMABLE_CHANGES = ("steps", "log_every", "ckpt_every", "keep_ckpts", "workers", "prefetch", "content", "style",
+                     "export_dtype", "init")  # init only seeds a fresh run; a resumed one keeps its state
 
 
 class NonFiniteLossError(NSTError):
@@ -433,8 +434,11 @@ def train(method: Method, cfg: TrainConfig, workdir: str | os.PathLike | None = 
     if export is not None and stopped_by is None:
         card = export_card(method, cfg, preset=preset, step=step, sources=sources, bad=bad, metrics=last_row,
                            train_time_s=meta()["train_time_s"], mesh=mesh)
+        stored = jax.tree_util.tree_map(
+            lambda a: np.asarray(a, cfg.export_dtype) if np.issubdtype(np.asarray(a).dtype, np.floating) else a,
+            params)
         if chief:
-            result.export = params_io.save(export, params, card)
+            result.export = params_io.save(export, stored, card)
             say(f"[{method.name}] exported {result.export}")
     return result
 

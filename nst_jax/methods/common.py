@@ -110,12 +110,21 @@ class FeedForward:
     def jitted_encode(self):
         return jax.jit(encode, static_argnames=("layers",))
 
-    def load_params(self, vgg=None) -> dict[str, Any]:
-        """The VGG19 weights plus the shipped checkpoints (clear error naming the training command)."""
+    def load_params(self, vgg=None, paths: dict[str, str] | None = None) -> dict[str, Any]:
+        """The VGG19 weights plus the shipped checkpoints (clear error naming the training command).
+
+        ``paths`` maps checkpoint names (:attr:`checkpoints`) to files to use instead of the shipped
+        ones, e.g. ``{"adain": "runs/my_decoder.npz"}`` from ``python -m train.adain --export``.
+        """
         from nst_jax.weights import port
 
+        paths = dict(paths or {})
+        unknown = sorted(set(paths) - set(self.checkpoints))
+        if unknown:
+            raise InputError(f"{self.name} has no checkpoint named {unknown}; its checkpoints: "
+                             f"{', '.join(self.checkpoints)}")
         params = {"vgg": vgg if vgg is not None else port.load()}
-        loaded = {name: checkpoints.load(name, encoder=ENCODER)[0] for name in self.checkpoints}
+        loaded = {name: checkpoints.load(name, path=paths.get(name), encoder=ENCODER)[0] for name in self.checkpoints}
         if self.merge is not None:
             return self.merge(params, loaded)
         for tree in loaded.values():

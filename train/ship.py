@@ -1,0 +1,128 @@
+"""Train and export every shipped checkpoint on this machine: ``python -m train.ship``.
+
+The recipe below is how the files in ``weights/`` were made (the ``cpu`` preset: 128 px crops of
+images resized to 160 px, batch 4, Adam 5e-4). It runs the ordinary entry points one after the other
+(``python -m train.<method> ... --export weights/<name>.npz``), each in its own work directory under
+``runs/`` so an interrupted recipe resumes where it stopped; a checkpoint already in ``weights/`` is
+skipped (``--force`` retrains). Decoders that share a mirror architecture are warm-started from an
+earlier export (``--init``): the AdaIN decoder seeds SANet's and the relu4_1 WCT decoder, which seeds
+the deeper and the skip decoders; each then trains on its own loss. The step counts are a CPU
+budget (about two hours on 2 cores for everything), nothing like the papers' 160k GPU steps.
+
+    nice python -m train.ship                    # everything missing, in priority order
+    python -m train.ship --only sanet adain      # a subset
+    python -m train.ship --list                  # the recipe
+
+Afterwards ``weights/manifest.json`` lists each file's SHA-256, size and training summary.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+WEIGHTS = REPO / "weights"
+
+# (checkpoint name, entry point, extra flags, warm start from) in priority order (issue: SANet, AdaIN,
+# WCT, CBAM conv4_1, then the rest); a warm start must come earlier in the list.
+RECIPE: list[tuple[str, str, list[str], str | None]] = [
+    ("adain", "adain", ["--steps", "800"], None),
+    ("sanet", "sanet", ["--steps", "250"], "adain"),
+    ("wct_relu1_1", "wct", ["--level", "1", "--steps", "300", "--lr", "2e-3"], None),
+    ("wct_relu2_1", "wct", ["--level", "2", "--steps", "300", "--lr", "1e-3"], None),
+    ("wct_relu3_1", "wct", ["--level", "3", "--steps", "300"], None),
+    ("wct_relu4_1", "wct", ["--level", "4", "--steps", "200"], "adain"),
+    ("wct_relu5_1", "wct", ["--level", "5", "--steps", "150"], "wct_relu4_1"),
+    ("aams", "aams", ["--steps", "150"], "wct_relu4_1"),
+    ("cbam_conv4_1", "cbam", ["--depth", "conv4_1", "--steps", "150"], "aams"),
+    ("avatar", "avatar", ["--steps", "150"], "wct_relu4_1"),
+    ("style_swap", "style_swap", ["--steps", "200"], "wct_relu3_1"),
+    ("cbam_conv3_1", "cbam", ["--depth", "conv3_1", "--steps", "150"], "wct_relu3_1"),
+    ("sanet_r41", "sanet", ["--multi_level", "false", "--steps", "100"], "sanet"),
+]
+
+
+def command(name: str, module: str, flags: list[str], init: str | None) -> list[str]:
+    argv = [sys.executable, "-m", f"train.{module}", "--preset", "cpu", *flags,
+            "--workdir", str(REPO / "runs" / name), "--export", str(WEIGHTS / f"{name}.npz"),
+            "--export_dtype", "float16", "--no_progress"]
+    if init:
+        argv += ["--init", str(WEIGHTS / f"{init}.npz")]
+    return argv
+
+
+def sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def record(name: str) -> dict:
+    """Manifest entry of one exported checkpoint (from the file and its card)."""
+    from nst_jax import params_io  # pylint: disable=import-outside-toplevel
+
+    path = WEIGHTS / f"{name}.npz"
+    _, card = params_io.load(path)
+    return {"file": path.name, "sha256": sha256(path), "bytes": path.stat().st_size, "method": card["method"],
+            "steps": card["steps"], "crop": card["image_size"]["crop"], "batch_size": card["batch_size"],
+            "training_time_s": card["training_time_s"], "warm_start": card["config"].get("init") and
+            Path(card["config"]["init"]).stem, "final_losses": card["final_losses"]}
+
+
+def update_manifest(names: list[str]) -> None:
+    manifest_path = WEIGHTS / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    entries = manifest.setdefault("checkpoints", {})
+    for name in names:
+        if (WEIGHTS / f"{name}.npz").is_file():
+            entries[name] = record(name)
+    manifest["checkpoints"] = dict(sorted(entries.items()))
+    manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m train.ship", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--only", nargs="+", metavar="NAME", help="train only these checkpoints")
+    parser.add_argument("--force", action="store_true", help="retrain checkpoints that already exist")
+    parser.add_argument("--list", action="store_true", help="print the recipe's commands and exit")
+    args = parser.parse_args(argv)
+    known = [r[0] for r in RECIPE]
+    unknown = sorted(set(args.only or []) - set(known))
+    if unknown:
+        parser.error(f"unknown checkpoint(s) {unknown}; the recipe has {', '.join(known)}")
+    todo = [r for r in RECIPE if not args.only or r[0] in args.only]
+    if args.list:
+        for entry in todo:
+            print(" ".join(command(*entry)[1:]))
+        return 0
+    done = []
+    for name, module, flags, init in todo:
+        target = WEIGHTS / f"{name}.npz"
+        if target.is_file() and not args.force:
+            print(f"[ship] {name}: {target.name} exists, skipped (--force retrains)", flush=True)
+            continue
+        if init and not (WEIGHTS / f"{init}.npz").is_file():
+            print(f"[ship] {name}: needs {init}.npz first (warm start); skipped", flush=True)
+            continue
+        log_path = REPO / "runs" / f"{name}.log"
+        log_path.parent.mkdir(parents=True, exist_ok=True)
+        print(f"[ship] {name}: training, log in {log_path}", flush=True)
+        t0 = time.perf_counter()
+        with log_path.open("a") as log:
+            rc = subprocess.call(command(name, module, flags, init), stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+        if rc != 0:
+            print(f"[ship] {name}: failed (exit {rc}); see {log_path}", flush=True)
+            return rc
+        done.append(name)
+        update_manifest([name])
+        print(f"[ship] {name}: exported in {time.perf_counter() - t0:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
