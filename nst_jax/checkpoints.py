@@ -13,9 +13,6 @@ import os
 from pathlib import Path
 from typing import Any
 
-import jax
-import numpy as np
-
 from nst_jax import params_io
 from nst_jax.errors import CheckpointError
 
@@ -62,8 +59,8 @@ def load(name: str, *, path: str | os.PathLike | None = None,
         command = TRAIN_COMMANDS.get(name, f"python -m train.{name.split('_')[0]} --export {file}")
         raise CheckpointError(f"no checkpoint for {name!r} at {file}. Train and export one with:\n    {command}")
     params, card = params_io.load(file)
-    # Shipped checkpoints are stored in float16 (half the size); every model computes in float32.
-    params = jax.tree_util.tree_map(lambda a: a.astype(np.float32) if a.dtype == np.float16 else a, params)
+    # Shipped checkpoints are stored as int8 kernels + float16 biases; every model computes in float32.
+    params = params_io.dequantize(params)
     kind = card.get("name") or card.get("method")
     if kind is not None and path is None and not name.startswith(kind):
         raise CheckpointError(f"{file} holds a {kind!r} checkpoint, not {name!r}")

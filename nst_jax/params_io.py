@@ -50,6 +50,47 @@ def unflatten(flat: dict[str, np.ndarray]) -> dict[str, Any]:
     return tree
 
 
+# An int8-quantised array is stored as a dict with these two leaves (see quantize_int8).
+Q_VALUES, Q_SCALE = "__int8__", "__scale__"
+
+
+def quantize_int8(tree: dict[str, Any], *, min_size: int = 4096) -> dict[str, Any]:
+    """Symmetric per-output-channel int8 quantisation of the large float arrays of ``tree``.
+
+    An array with at least ``min_size`` elements and 2+ dimensions (a conv kernel, HWIO) becomes
+    ``{Q_VALUES: int8, Q_SCALE: float32 per last-axis channel}`` with ``w ~ q * scale`` and
+    ``scale = max|w| / 127`` per output channel (error <= scale / 2); smaller arrays (biases, norms)
+    are kept as float16. A quarter of float32, half of float16, for the shipped decoders.
+    """
+    def convert(value):
+        if isinstance(value, dict):
+            return {k: convert(v) for k, v in value.items()}
+        a = np.asarray(value)
+        if not np.issubdtype(a.dtype, np.floating):
+            return a
+        if a.ndim < 2 or a.size < min_size:
+            return a.astype(np.float16)
+        a = a.astype(np.float32)
+        peak = np.max(np.abs(a.reshape(-1, a.shape[-1])), axis=0)
+        scale = np.where(peak > 0, peak / 127.0, 1.0).astype(np.float32)
+        return {Q_VALUES: np.clip(np.round(a / scale), -127, 127).astype(np.int8), Q_SCALE: scale}
+
+    return convert(tree)
+
+
+def dequantize(tree: dict[str, Any], dtype=np.float32) -> dict[str, Any]:
+    """Inverse of :func:`quantize_int8` (and float16 -> ``dtype``); other leaves are unchanged."""
+    def convert(value):
+        if isinstance(value, dict):
+            if set(value) == {Q_VALUES, Q_SCALE}:
+                return (value[Q_VALUES].astype(dtype) * value[Q_SCALE].astype(dtype)).astype(dtype)
+            return {k: convert(v) for k, v in value.items()}
+        a = np.asarray(value)
+        return a.astype(dtype) if a.dtype == np.float16 else a
+
+    return convert(tree)
+
+
 def tree_digest(tree: dict[str, Any]) -> str:
     """sha256 over names, dtypes, shapes and bytes of every leaf (independent of file container)."""
     h = hashlib.sha256()

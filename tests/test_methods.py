@@ -6,14 +6,13 @@ tested here (shapes, crop-back, controls, recompilation, reuse of style features
 plumbing) holds for any decoder weights. Images are tiny (content 61x97, styles 64x64); no timing
 is asserted.
 
-Random decoders and exact comparisons. A random decoder fed Caffe-scale VGG features (values in the
-hundreds to thousands) produces pixels of order 1e3-1e4, so a pixel in [0, 1] is the result of
-cancellation and float32 rounding differences between two differently-fused XLA programs show up as
-~1e-3 in the image. Comparisons between *different* compiled programs (masks vs no masks, two styles
-vs one, alpha=0 vs a hand-written decode) therefore use "tamed" random parameters: the RGB-producing
-convolution (``dec1_1``) scaled so the output deviates from its 0.5 bias by ~0.2. Every decoder here
-is positively homogeneous in that kernel (zero-initialised biases, ReLU), so this only rescales the
-output around mid-grey and keeps every pixel informative.
+Random decoders and exact comparisons. A random decoder's pixels are of order 1 around its 0.5
+bias, so many clamp to 0 or 1 and the clamped ones hide differences; and float32 rounding differs
+between two differently-fused XLA programs. Comparisons between *different* compiled programs
+(masks vs no masks, two styles vs one, alpha=0 vs a hand-written decode) therefore use "tamed"
+random parameters: the RGB-producing convolution (``dec1_1``) scaled so the output deviates from its
+0.5 bias by ~0.2. Every decoder here is positively homogeneous in that kernel (zero-initialised
+biases, ReLU), so this only rescales the output around mid-grey and keeps every pixel informative.
 """
 
 from __future__ import annotations
@@ -240,12 +239,13 @@ def test_checkpoint_round_trip_and_encoder_check(images, params, vgg_params, tmp
     np.testing.assert_array_equal(out, stylize(images["content"], images["style"], method="adain",
                                                params=params("adain")))
 
-    # float16 storage (the shipped files) loads as float32 and stylizes alike.
-    half = params_io.save(tmp_path / "adain16.npz", jax.tree.map(lambda a: np.asarray(a, np.float16), learned), card)
+    # int8 kernels + float16 biases (the shipped files) load as float32 and stylize alike.
+    half = params_io.save(tmp_path / "adain8.npz", params_io.quantize_int8(jax.device_get(learned)), card)
+    assert half.stat().st_size < 0.3 * path.stat().st_size
     by_path = FEEDFORWARD["adain"].load_params(vgg=vgg_params, paths={"adain": str(half)})
     assert all(a.dtype == np.float32 for a in jax.tree.leaves(by_path))
-    np.testing.assert_allclose(stylize(images["content"], images["style"], method="adain", params=by_path), out,
-                               atol=2e-2)
+    quantised = stylize(images["content"], images["style"], method="adain", params=by_path)
+    assert float(np.mean(np.abs(quantised - out))) < 5e-3 and float(np.max(np.abs(quantised - out))) < 0.1
     with pytest.raises(InputError, match="no checkpoint named"):
         FEEDFORWARD["adain"].load_params(vgg=vgg_params, paths={"sanet": str(half)})
     # The CLI takes the same file.

@@ -62,8 +62,9 @@ class TrainConfig:
     init: str = field("", "warm start: copy the parameters whose names and shapes match from an exported "
                           "checkpoint (.npz), e.g. the AdaIN decoder into SANet's or a WCT decoder")
     # --- bookkeeping
-    export_dtype: str = field("float32", "storage dtype of the --export file (float16 halves the shipped size; "
-                                         "stylize computes in float32 either way)", choices=("float32", "float16"))
+    export_dtype: str = field("float32", "storage of the --export file: float16 halves it, int8 (per-channel "
+                                         "quantised kernels, float16 biases) quarters it; stylize computes in "
+                                         "float32 either way", choices=("float32", "float16", "int8"))
     log_every: int = field(50, "steps between metric lines (JSONL, TensorBoard, progress bar)")
     ckpt_every: int = field(1000, "steps between checkpoints (also saved on SIGTERM/SIGINT and at the end)")
     keep_ckpts: int = field(3, "checkpoints kept on disk")

@@ -7,7 +7,8 @@ images resized to 160 px, batch 4, Adam 5e-4). It runs the ordinary entry points
 skipped (``--force`` retrains). Decoders that share a mirror architecture are warm-started from an
 earlier export (``--init``): the AdaIN decoder seeds SANet's and the relu4_1 WCT decoder, which seeds
 the deeper and the skip decoders; each then trains on its own loss. The step counts are a CPU
-budget (about two hours on 2 cores for everything), nothing like the papers' 160k GPU steps.
+budget (about two hours on 2 cores for everything; int8 kernels keep
+all of them under 60 MB), nothing like the papers' 160k GPU steps.
 
     nice python -m train.ship                    # everything missing, in priority order
     python -m train.ship --only sanet adain      # a subset
@@ -33,7 +34,7 @@ WEIGHTS = REPO / "weights"
 # WCT, CBAM conv4_1, then the rest); a warm start must come earlier in the list.
 RECIPE: list[tuple[str, str, list[str], str | None]] = [
     ("adain", "adain", ["--steps", "800"], None),
-    ("sanet", "sanet", ["--steps", "250"], "adain"),
+    ("sanet", "sanet", ["--steps", "300", "--batch_size", "2"], "adain"),  # 3 decodes per pair: batch 2
     ("wct_relu1_1", "wct", ["--level", "1", "--steps", "300", "--lr", "2e-3"], None),
     ("wct_relu2_1", "wct", ["--level", "2", "--steps", "300", "--lr", "1e-3"], None),
     ("wct_relu3_1", "wct", ["--level", "3", "--steps", "300"], None),
@@ -44,14 +45,15 @@ RECIPE: list[tuple[str, str, list[str], str | None]] = [
     ("avatar", "avatar", ["--steps", "150"], "wct_relu4_1"),
     ("style_swap", "style_swap", ["--steps", "200"], "wct_relu3_1"),
     ("cbam_conv3_1", "cbam", ["--depth", "conv3_1", "--steps", "150"], "wct_relu3_1"),
-    ("sanet_r41", "sanet", ["--multi_level", "false", "--steps", "100"], "sanet"),
+    ("sanet_r41", "sanet", ["--multi_level", "false", "--steps", "100", "--batch_size", "2"], "sanet"),
+    ("cbam_conv5_1", "cbam", ["--depth", "conv5_1", "--steps", "100"], "wct_relu5_1"),
 ]
 
 
 def command(name: str, module: str, flags: list[str], init: str | None) -> list[str]:
     argv = [sys.executable, "-m", f"train.{module}", "--preset", "cpu", *flags,
             "--workdir", str(REPO / "runs" / name), "--export", str(WEIGHTS / f"{name}.npz"),
-            "--export_dtype", "float16", "--no_progress"]
+            "--export_dtype", "int8", "--no_progress"]
     if init:
         argv += ["--init", str(WEIGHTS / f"{init}.npz")]
     return argv

@@ -177,7 +177,7 @@ def warm_start(params: Params, path: str | os.PathLike) -> tuple[Params, int, in
     Raises:
       CheckpointError (via params_io) for an unreadable file; ValueError when nothing matches.
     """
-    source, _ = params_io.load(path)
+    source = params_io.dequantize(params_io.load(path)[0])
     flat_src = {tuple(str(getattr(k, "key", k)) for k in p): v
                 for p, v in jax.tree_util.tree_flatten_with_path(source)[0]}
 
@@ -434,9 +434,12 @@ def train(method: Method, cfg: TrainConfig, workdir: str | os.PathLike | None = 
     if export is not None and stopped_by is None:
         card = export_card(method, cfg, preset=preset, step=step, sources=sources, bad=bad, metrics=last_row,
                            train_time_s=meta()["train_time_s"], mesh=mesh)
-        stored = jax.tree_util.tree_map(
-            lambda a: np.asarray(a, cfg.export_dtype) if np.issubdtype(np.asarray(a).dtype, np.floating) else a,
-            params)
+        if cfg.export_dtype == "int8":
+            stored = params_io.quantize_int8(params)
+        else:
+            stored = jax.tree_util.tree_map(
+                lambda a: np.asarray(a, cfg.export_dtype) if np.issubdtype(np.asarray(a).dtype, np.floating) else a,
+                params)
         if chief:
             result.export = params_io.save(export, stored, card)
             say(f"[{method.name}] exported {result.export}")
