@@ -98,6 +98,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--size", type=int, default=256, help="long side of contents and styles")
     parser.add_argument("--methods", nargs="+", default=None, help="methods (default: every one with a checkpoint)")
     parser.add_argument("--gatys-steps", type=int, default=100, help="Gatys reference steps (0 skips it)")
+    parser.add_argument("--photos", type=int, default=0, help="held-out photos for reconstruction (0: all)")
+    parser.add_argument("--reconstruction", nargs="*", default=list(RECONSTRUCTION), metavar="NAME",
+                        help="checkpoints whose reconstruction is measured (default: every shipped one)")
     parser.add_argument("--out", default="benchmarks/results/quality", help="output folder")
     args = parser.parse_args(argv)
 
@@ -157,8 +160,8 @@ def main(argv: list[str] | None = None) -> int:
         sheet_rows.append([content, style, *(outputs[m][i] for m in names)])
 
     recon_rows = []
-    photos = sorted((images / "content").glob("*.jpg"))
-    for name in RECONSTRUCTION:
+    photos = sorted((images / "content").glob("*.jpg"))[: args.photos or None]
+    for name in args.reconstruction:
         try:
             load_checkpoint(name)
         except CheckpointError:

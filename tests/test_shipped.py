@@ -57,3 +57,20 @@ def test_shipped_method_stylizes_a_held_out_pair(method, pair, vgg_params):
     score = metrics.fidelity(vgg_params, out, content, style)
     assert score["style_ratio"] < 0.9, score
     assert score["content_ratio"] < 0.9, score
+
+
+def test_quality_benchmark_runs_and_reports(tmp_path):
+    """benchmarks/quality.py end to end at a tiny size: the table, JSON and contact sheet; the
+    unstylized baseline is style 1 / content 0 by definition; reconstruction PSNR is finite."""
+    from benchmarks import quality
+
+    rc = quality.main(["--pairs", "1", "--size", "64", "--methods", "adain", "--gatys-steps", "0",
+                       "--photos", "2", "--reconstruction", "wct_relu1_1", "--out", str(tmp_path)])
+    assert rc == 0
+    report = json.loads((tmp_path / "quality.json").read_text())
+    base, adain = report["fidelity"]
+    assert base["style_ratio"] == pytest.approx(1.0) and base["content_ratio"] == pytest.approx(0.0, abs=1e-6)
+    assert adain["method"] == "adain" and adain["style_ratio"] < 1.0 and "CPU" in adain["ours"]
+    recon = {r["checkpoint"]: r for r in report["reconstruction"]}
+    assert recon["wct_relu1_1"]["psnr_db"] > 20 and 0 < recon["wct_relu1_1"]["ssim"] <= 1
+    assert (tmp_path / "contact_sheet.png").stat().st_size > 1000 and "| adain |" in (tmp_path / "quality.md").read_text()

@@ -71,8 +71,8 @@ def record(name: str) -> dict:
     _, card = params_io.load(path)
     return {"file": path.name, "sha256": sha256(path), "bytes": path.stat().st_size, "method": card["method"],
             "steps": card["steps"], "crop": card["image_size"]["crop"], "batch_size": card["batch_size"],
-            "training_time_s": card["training_time_s"], "warm_start": card["config"].get("init") and
-            Path(card["config"]["init"]).stem, "final_losses": card["final_losses"]}
+            "training_time_s": card["training_time_s"], "warm_start": Path(card["config"]["init"]).stem if card["config"].get("init") else None,
+            "final_losses": card["final_losses"]}
 
 
 def update_manifest(names: list[str]) -> None:
