@@ -431,3 +431,18 @@ def test_warm_start_copies_matching_arrays_only(folders, tmp_path):
     unrelated = params_io.save(tmp_path / "other.npz", {"x": {"y": np.zeros(3, np.float32)}})
     with pytest.raises(ValueError, match="no parameter matches"):
         trainer.warm_start(jax.device_get(target), unrelated)
+
+
+def test_sanet_identity_start_passes_the_content_through(folders):
+    """train.sanet.identity_start: the transform returns relu4_1 + upsampled relu5_1 of the content,
+    whatever the style (zero output convs, identity merge)."""
+    sanet = importlib.import_module("train.sanet")
+    cfg = _config(sanet, folders)
+    params = sanet.init(cfg, jax.random.key(0))["transform"]
+    rng = np.random.default_rng(0)
+    c = {"relu4_1": jnp.asarray(rng.random((1, 4, 6, 512), np.float32)),
+         "relu5_1": jnp.asarray(rng.random((1, 2, 3, 512), np.float32))}
+    s = {k: jnp.asarray(rng.random(v.shape, np.float32)) for k, v in c.items()}
+    out = sanet.transform(cfg).apply({"params": params}, c, s)
+    expected = c["relu4_1"] + jnp.repeat(jnp.repeat(c["relu5_1"], 2, axis=1), 2, axis=2)
+    np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)

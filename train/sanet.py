@@ -46,6 +46,9 @@ class Config(TrainConfig):
     identity_pixel_weight: float = field(1.0, "lambda_identity1 on ||I_cc - I_c|| + ||I_ss - I_s|| (paper 1; SA code 50)")
     identity_feature_weight: float = field(50.0, "lambda_identity2 on the relu1_1..5_1 identity terms (paper 50; SA code 1)")
     multi_level: bool = field(True, "relu4_1 + relu5_1 SANets (true) or the relu4_1-only variant (false)")
+    identity_init: bool = field(True, "start the transform as the identity on the content (zero output convs, "
+                                      "identity merge conv) so a warm-started decoder sees in-distribution "
+                                      "features from step 0 (false: the papers' random init)")
     width: float = field(1.0, "decoder hidden-channel multiplier (1 = the real network; tests use 0.125)")
 
 
@@ -57,11 +60,34 @@ def decoder(cfg: Config) -> AdaINDecoder:
     return AdaINDecoder(padding=common.ENCODER["padding"], width=cfg.width)
 
 
+def identity_start(params):
+    """SANet transform parameters whose output is the content's relu4_1 (+ its upsampled relu5_1).
+
+    Each SANet is ``content + out(attention)``: a zero ``out`` conv makes it the identity while ``f``,
+    ``g``, ``h`` keep their random init (they receive gradients as soon as ``out`` moves, as in
+    zero-initialised residual branches); the 3x3 merge conv becomes the centre-tap identity. A first
+    SANet run (random transform, AdaIN-trained decoder, lr 5e-4) fed the decoder zero-mean features
+    it had never seen and collapsed to a grey image within 200 steps; this start does not.
+    """
+    params = jax.tree_util.tree_map(lambda a: a, params)
+    for name in ("sanet4_1", "sanet5_1"):
+        if name in params:
+            params[name]["out"] = jax.tree_util.tree_map(jnp.zeros_like, params[name]["out"])
+    if "merge" in params:
+        kernel = params["merge"]["kernel"]
+        eye = jnp.zeros_like(kernel).at[kernel.shape[0] // 2, kernel.shape[1] // 2].set(
+            jnp.eye(kernel.shape[2], kernel.shape[3], dtype=kernel.dtype))
+        params["merge"] = {"kernel": eye, "bias": jnp.zeros_like(params["merge"]["bias"])}
+    return params
+
+
 def init(cfg: Config, key: jax.Array):
     k_t, k_d = jax.random.split(key)
     feats = common.example_features(["relu4_1", "relu5_1"])
-    return {"transform": transform(cfg).init(k_t, feats, feats)["params"],
-            "decoder": decoder(cfg).init(k_d, feats["relu4_1"])["params"]}
+    transform_params = transform(cfg).init(k_t, feats, feats)["params"]
+    if cfg.identity_init:
+        transform_params = identity_start(transform_params)
+    return {"transform": transform_params, "decoder": decoder(cfg).init(k_d, feats["relu4_1"])["params"]}
 
 
 def loss(cfg: Config, params, vgg, batch, key):

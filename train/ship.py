@@ -7,8 +7,8 @@ images resized to 160 px, batch 4, Adam 5e-4). It runs the ordinary entry points
 skipped (``--force`` retrains). Decoders that share a mirror architecture are warm-started from an
 earlier export (``--init``): the AdaIN decoder seeds SANet's and the relu4_1 WCT decoder, which seeds
 the deeper and the skip decoders; each then trains on its own loss. The step counts are a CPU
-budget (about two hours on 2 cores for everything; int8 kernels keep
-all of them under 60 MB), nothing like the papers' 160k GPU steps.
+budget (a little over an hour of a shared 2-core CPU for everything; int8
+kernels keep all of them under 60 MB), nothing like the papers' 160k GPU steps.
 
     nice python -m train.ship                    # everything missing, in priority order
     python -m train.ship --only sanet adain      # a subset
@@ -34,19 +34,20 @@ WEIGHTS = REPO / "weights"
 # WCT, CBAM conv4_1, then the rest); a warm start must come earlier in the list.
 RECIPE: list[tuple[str, str, list[str], str | None]] = [
     ("adain", "adain", ["--steps", "800"], None),
-    ("sanet", "sanet", ["--steps", "300", "--batch_size", "2"], "adain"),  # 3 decodes per pair: batch 2
+    # 3 decodes per pair: batch 2; identity-initialised transform (train.sanet.identity_start)
+    ("sanet", "sanet", ["--steps", "150", "--batch_size", "2", "--lr", "2e-4"], "adain"),
     ("wct_relu1_1", "wct", ["--level", "1", "--steps", "300", "--lr", "2e-3"], None),
-    ("wct_relu2_1", "wct", ["--level", "2", "--steps", "300", "--lr", "1e-3"], None),
-    ("wct_relu3_1", "wct", ["--level", "3", "--steps", "300"], None),
-    ("wct_relu4_1", "wct", ["--level", "4", "--steps", "200"], "adain"),
-    ("wct_relu5_1", "wct", ["--level", "5", "--steps", "150"], "wct_relu4_1"),
-    ("aams", "aams", ["--steps", "150"], "wct_relu4_1"),
-    ("cbam_conv4_1", "cbam", ["--depth", "conv4_1", "--steps", "150"], "aams"),
-    ("avatar", "avatar", ["--steps", "150"], "wct_relu4_1"),
-    ("style_swap", "style_swap", ["--steps", "200"], "wct_relu3_1"),
-    ("cbam_conv3_1", "cbam", ["--depth", "conv3_1", "--steps", "150"], "wct_relu3_1"),
-    ("sanet_r41", "sanet", ["--multi_level", "false", "--steps", "100", "--batch_size", "2"], "sanet"),
-    ("cbam_conv5_1", "cbam", ["--depth", "conv5_1", "--steps", "100"], "wct_relu5_1"),
+    ("wct_relu2_1", "wct", ["--level", "2", "--steps", "120", "--lr", "1e-3"], None),
+    ("wct_relu3_1", "wct", ["--level", "3", "--steps", "100"], None),
+    ("wct_relu4_1", "wct", ["--level", "4", "--steps", "60"], "adain"),
+    ("wct_relu5_1", "wct", ["--level", "5", "--steps", "40"], "wct_relu4_1"),
+    ("aams", "aams", ["--steps", "50"], "wct_relu4_1"),
+    ("cbam_conv4_1", "cbam", ["--depth", "conv4_1", "--steps", "40"], "aams"),
+    ("avatar", "avatar", ["--steps", "50"], "wct_relu4_1"),
+    ("style_swap", "style_swap", ["--steps", "60"], "wct_relu3_1"),
+    ("sanet_r41", "sanet", ["--multi_level", "false", "--steps", "30", "--batch_size", "2", "--lr", "2e-4"], "sanet"),
+    ("cbam_conv3_1", "cbam", ["--depth", "conv3_1", "--steps", "50"], "wct_relu3_1"),
+    ("cbam_conv5_1", "cbam", ["--depth", "conv5_1", "--steps", "30"], "wct_relu5_1"),
 ]
 
 
@@ -92,12 +93,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="train only these checkpoints")
     parser.add_argument("--force", action="store_true", help="retrain checkpoints that already exist")
     parser.add_argument("--list", action="store_true", help="print the recipe's commands and exit")
+    parser.add_argument("--manifest", action="store_true",
+                        help="only rewrite weights/manifest.json entries of the checkpoints present")
     args = parser.parse_args(argv)
     known = [r[0] for r in RECIPE]
     unknown = sorted(set(args.only or []) - set(known))
     if unknown:
         parser.error(f"unknown checkpoint(s) {unknown}; the recipe has {', '.join(known)}")
     todo = [r for r in RECIPE if not args.only or r[0] in args.only]
+    if args.manifest:
+        update_manifest([name for name, *_ in todo])
+        return 0
     if args.list:
         for entry in todo:
             print(" ".join(command(*entry)[1:]))
