@@ -166,8 +166,10 @@ def main(argv: list[str] | None = None) -> int:
             load_checkpoint(name)
         except CheckpointError:
             continue
-        values = [psnr_ssim(reconstruct(name, vgg, img), img)
-                  for img in (load_image(p, size=args.size) for p in photos)]
+        values = []
+        for img in (load_image(p, size=args.size) for p in photos):
+            out = reconstruct(name, vgg, img)  # floor pooling: odd sizes lose their last row/column
+            values.append(psnr_ssim(out, img[: out.shape[0], : out.shape[1]]))
         recon_rows.append({"checkpoint": name, "psnr_db": float(np.median([v[0] for v in values])),
                            "ssim": float(np.median([v[1] for v in values])), "photos": len(values)})
 
