@@ -62,27 +62,31 @@ def budget(card: dict) -> str:
             f"(CPU, {minutes:.0f} min)")
 
 
-def reconstruct(name: str, vgg, image: np.ndarray) -> np.ndarray:
-    """Decode ``image``'s own features with checkpoint ``name``'s module (rebuilt from its card)."""
+def reconstructor(name: str, vgg):
+    """``image -> image``: decode an image's own features with checkpoint ``name``'s module (rebuilt
+    from its card; loaded once, jitted once per image size)."""
+    import jax  # pylint: disable=import-outside-toplevel
     import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
 
     from nst_jax import checkpoints  # pylint: disable=import-outside-toplevel
     from nst_jax.methods.common import ENCODER, encode  # pylint: disable=import-outside-toplevel
     from nst_jax.modules.attention import AttentionAutoencoder  # pylint: disable=import-outside-toplevel
 
-    params, card = checkpoints.load(name, encoder={k: ENCODER[k] for k in ("padding", "pool")})
+    params, card = checkpoints.load(name, encoder=ENCODER)
     (tree_name, entry), = card["modules"].items()
     module_path, _, cls_name = entry["class"].rpartition(".")
     module = getattr(importlib.import_module(module_path), cls_name)(**entry["kwargs"])
-    x = jnp.asarray(image)[None]
-    if isinstance(module, AttentionAutoencoder):
-        out, _ = module.apply({"params": params[tree_name]}, encode(vgg, x, module.input_layers))
-    else:
+    variables = {"params": params[tree_name]}
+
+    @jax.jit
+    def decode(x):
+        if isinstance(module, AttentionAutoencoder):
+            return module.apply(variables, encode(vgg, x, module.input_layers))[0]
         feats = encode(vgg, x, (module.input_layer, *module.skip_layers))
         skips = {k: feats[k] for k in module.skip_layers}
-        args = (feats[module.input_layer], skips) if skips else (feats[module.input_layer],)
-        out = module.apply({"params": params[tree_name]}, *args)
-    return np.clip(np.asarray(out[0]), 0.0, 1.0)
+        return module.apply(variables, feats[module.input_layer], *((skips,) if skips else ()))
+
+    return lambda image: np.clip(np.asarray(decode(jnp.asarray(image)[None])[0]), 0.0, 1.0)
 
 
 def psnr_ssim(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
@@ -163,12 +167,12 @@ def main(argv: list[str] | None = None) -> int:
     photos = sorted((images / "content").glob("*.jpg"))[: args.photos or None]
     for name in args.reconstruction:
         try:
-            load_checkpoint(name)
+            reconstruct = reconstructor(name, vgg)
         except CheckpointError:
             continue
         values = []
         for img in (load_image(p, size=args.size) for p in photos):
-            out = reconstruct(name, vgg, img)  # floor pooling: odd sizes lose their last row/column
+            out = reconstruct(img)  # floor pooling: odd sizes lose their last row/column
             values.append(psnr_ssim(out, img[: out.shape[0], : out.shape[1]]))
         recon_rows.append({"checkpoint": name, "psnr_db": float(np.median([v[0] for v in values])),
                            "ssim": float(np.median([v[1] for v in values])), "photos": len(values)})

@@ -24,14 +24,10 @@ from train.config import TrainConfig, field
 from nst_jax.methods.common import ENCODER, encode  # noqa: E402,F401
 
 
-# Feature losses see features divided by their layer's mean activation (vgg19.MEAN_ACTIVATION): the
-# papers' normalised-VGG19 loss balance at layer granularity, with the encoder left untouched.
-FEATURE_MEAN = vgg19.MEAN_ACTIVATION
-
-
 def normalised(feats: dict[str, jax.Array]) -> dict[str, jax.Array]:
-    """Features divided by their layer's :data:`FEATURE_MEAN` (the loss-side normalised VGG19)."""
-    return {k: v / FEATURE_MEAN[k] for k, v in feats.items()}
+    """Features divided by their layer's :data:`nst_jax.vgg19.MEAN_ACTIVATION`: every trainer's feature
+    loss sees these (the papers' normalised-VGG19 balance at layer granularity; encoder untouched)."""
+    return {k: v / vgg19.MEAN_ACTIVATION[k] for k, v in feats.items()}
 
 
 def relu_x1(upto: str) -> tuple[str, ...]:

@@ -102,7 +102,7 @@ def loss(cfg: Config, params, vgg, batch, key):
     keys = {k: jnp.concatenate([fs[k], fc[k], fs[k]]) for k in ("relu4_1", "relu5_1")}
     hidden = transform(cfg).apply({"params": params["transform"]}, queries, keys)
     out = decoder(cfg).apply({"params": params["decoder"]}, hidden)
-    # Losses see the normalised features (common.FEATURE_MEAN); the transform saw the raw ones.
+    # Losses see the normalised features (common.normalised); the transform saw the raw ones.
     both = common.normalised(both)
     fc = {k: v[:n] for k, v in both.items()}
     fs = {k: v[n:] for k, v in both.items()}

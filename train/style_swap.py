@@ -62,9 +62,9 @@ def loss(cfg: Config, params, vgg, batch, key):
     f = common.encode(vgg, jnp.concatenate([batch["content"], batch["style"]]), [LAYER])[LAYER]
     z = latents(cfg, f[:n], f[n:])
     out = decoder(cfg).apply({"params": params["decoder"]}, z)
-    # Feature loss on normalised relu3_1 (common.FEATURE_MEAN) so the TV weight keeps its meaning.
-    scale = 1.0 / common.FEATURE_MEAN[LAYER]
-    terms = {"loss/feature": cfg.feature_weight * losses.mse(scale * common.encode(vgg, out, [LAYER])[LAYER], scale * z)}
+    # Feature loss on normalised relu3_1 (common.normalised) so the TV weight keeps its meaning.
+    terms = {"loss/feature": cfg.feature_weight * losses.mse(
+        common.normalised(common.encode(vgg, out, [LAYER]))[LAYER], common.normalised({LAYER: z})[LAYER])}
     if cfg.tv_weight:
         terms["loss/tv"] = cfg.tv_weight * losses.tv_loss(out)
     return sum(terms.values()), terms
