@@ -211,7 +211,7 @@ class TorchWCT:
 
 class TorchSANet:
     """``nst_jax.methods.sanet``: SANet transform (relu4_1 [+ relu5_1 upsampled, merge conv]) of the
-    content with the style and with itself (the alpha = 0 end), alpha blend, AdaIN decoder. The
+    content with the style (and with itself, the alpha = 0 end, when alpha < 1), alpha blend, AdaIN decoder. The
     attention is one unchunked softmax (fine at 256/512 px)."""
 
     def __init__(self, params, multi_level: bool = True, channels_last: bool = True):
@@ -255,8 +255,9 @@ class TorchSANet:
     def __call__(self, content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
         s = self.vgg.features(style, self.layers)
         c = self.vgg.features(content, self.layers)
-        identity = self.transform(c, c)
-        t = alpha * self.transform(c, s) + (1.0 - alpha) * identity
+        t = self.transform(c, s)
+        if alpha != 1.0:  # as in nst_jax: SANet(c, c) only when it has weight
+            t = alpha * t + (1.0 - alpha) * self.transform(c, c)
         return self.decoder(t)
 
 

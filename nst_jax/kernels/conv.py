@@ -2,15 +2,20 @@
 VGG19 encoder and of every decoder.
 
 Why not ``jnp.pad(mode="reflect")`` + a VALID convolution: XLA:CPU runs a VALID convolution on the
-padded (H+2)x(W+2) map about 3x slower than the same convolution with its padding folded in ("SAME"
-on HxW; measured 0.55 s vs 0.18 s for 128x128x256 -> 256, 3x3). Reflect padding differs from zero
-padding only on a frame ``p = k // 2`` pixels wide, and convolution is linear, so
+padded (H+2)x(W+2) map 2-3x slower than the same convolution with its padding folded in ("SAME" on
+HxW). Reflect padding differs from zero padding only on a frame ``p = k // 2`` pixels wide, and
+convolution is linear, so
 
     conv(reflect_pad(x)) = conv(zero_pad(x)) + conv(reflect_pad(x) - zero_pad(x)),
 
-where the second term touches only the ``p`` outermost output rows and columns: four thin
-convolutions of bands ``3p`` wide. The result equals the padded-VALID convolution up to float
-rounding (tested), at the cost of the fast SAME path plus O((H + W) / (H W)) extra work.
+where the second term touches only the ``p`` outermost output rows and columns. Each of those rows
+(columns) is a 1-D convolution of the few reflected input rows (columns) it reads, written as one
+matmul over an im2col window ((W, taps * k * Cin) @ (taps * k * Cin, Cout)); the corrections are
+added in one fused pass. Frame cells outside both the row and the column range (the corners) belong
+to the row corrections, whose rows are reflect-padded along W; the column corrections read their
+columns zero-padded along H. The result equals the padded-VALID convolution up to float rounding
+(tested, values and gradients) at about the cost of the SAME convolution alone (3x3, 2 cores: a
+256x256x64 -> 64 conv 19 ms vs 20 ms zero-padded, 40 ms with band convolutions, 70 ms padded VALID).
 """
 
 from __future__ import annotations
@@ -43,12 +48,50 @@ def conv2d_same(x: jax.Array, kernel: jax.Array, *, padding: str = "zero") -> ja
     if min(h, w) <= p:
         raise ValueError(f"a {h}x{w} map is too small for reflect padding of {p} px")
     pads = ((0, 0), (p, p), (p, p), (0, 0))
-    if min(h, w) < 3 * p:  # the bands would overlap: tiny maps take the plain path
+    if min(h, w) < 2 * p + 1:  # top and bottom frames would overlap: tiny maps take the plain path
         return _conv(jnp.pad(x, pads, mode="reflect"), kernel, "VALID")
-    frame = jnp.pad(x, pads, mode="reflect") - jnp.pad(x, pads)  # zero inside, reflect - 0 on the frame
-    top = _conv(frame[:, : 3 * p], kernel, "VALID")  # output rows [0, p)
-    bottom = _conv(frame[:, -3 * p:], kernel, "VALID")  # output rows [h - p, h)
-    left = _conv(frame[:, p: h + p, : 3 * p], kernel, "VALID")  # rows [p, h - p), cols [0, p)
-    right = _conv(frame[:, p: h + p, -3 * p:], kernel, "VALID")  # rows [p, h - p), cols [w - p, w)
-    y = y.at[:, :p].add(top).at[:, h - p:].add(bottom)
-    return y.at[:, p: h - p, :p].add(left).at[:, p: h - p, w - p:].add(right)
+    return y + _frame_correction(x, kernel, p)
+
+
+def _edge_windows(lines: jax.Array, p: int, k: int) -> jax.Array:
+    """im2col along axis 2 of (N, R, L + 2p, C) lines: (N, R, L, k * C), tap-major like ``kernel[d]``."""
+    length = lines.shape[2] - 2 * p
+    return jnp.concatenate([lines[:, :, d: d + length] for d in range(k)], axis=-1)
+
+
+def _frame_correction(x: jax.Array, kernel: jax.Array, p: int) -> jax.Array:
+    """``conv(reflect_pad(x) - zero_pad(x))``: non-zero only on the outer ``p`` rows and columns."""
+    n, h, w, cin = x.shape
+    k, cout = kernel.shape[0], kernel.shape[-1]
+
+    def correction(rows_of, axis_len, taps_of):
+        # Output line r < p (and its mirror axis_len - 1 - r) reads the reflected input lines
+        # p - r - d for the kernel rows d < p - r (resp. the mirrored ones).
+        head, tail = [], []
+        for r in range(p):
+            ds = range(p - r)
+            head.append(jnp.concatenate([rows_of(p - r - d) for d in ds], -1)
+                        @ jnp.concatenate([taps_of(d) for d in ds], 0))
+            tail.append(jnp.concatenate([rows_of(axis_len - 1 - (p - r - d)) for d in ds], -1)
+                        @ jnp.concatenate([taps_of(k - 1 - d) for d in ds], 0))
+        return head, tail[::-1]
+
+    # Rows (corners included): input rows reflect-padded along W.
+    row_lines = jnp.pad(x[:, : p + 1], ((0, 0), (0, 0), (p, p), (0, 0)), mode="reflect")
+    row_lines_end = jnp.pad(x[:, h - p - 1:], ((0, 0), (0, 0), (p, p), (0, 0)), mode="reflect")
+    top_win, bottom_win = _edge_windows(row_lines, p, k), _edge_windows(row_lines_end, p, k)
+    top, bottom = correction(
+        lambda i: top_win[:, i] if i <= p else bottom_win[:, i - (h - p - 1)], h,
+        lambda d: kernel[d].reshape(k * cin, cout))
+    # Columns: input columns zero-padded along H (the corners are in the rows' share).
+    col_lines = jnp.pad(jnp.swapaxes(x[:, :, : p + 1], 1, 2), ((0, 0), (0, 0), (p, p), (0, 0)))
+    col_lines_end = jnp.pad(jnp.swapaxes(x[:, :, w - p - 1:], 1, 2), ((0, 0), (0, 0), (p, p), (0, 0)))
+    left_win, right_win = _edge_windows(col_lines, p, k), _edge_windows(col_lines_end, p, k)
+    left, right = correction(
+        lambda j: left_win[:, j] if j <= p else right_win[:, j - (w - p - 1)], w,
+        lambda d: kernel[:, d].reshape(k * cin, cout))
+    rows = jnp.concatenate([jnp.stack(top, 1), jnp.zeros((n, h - 2 * p, w, cout), x.dtype),
+                            jnp.stack(bottom, 1)], axis=1)
+    cols = jnp.concatenate([jnp.stack(left, 2), jnp.zeros((n, h, w - 2 * p, cout), x.dtype),
+                            jnp.stack(right, 2)], axis=2)
+    return rows + cols

@@ -58,10 +58,13 @@ def make_forward(multi_level: bool):
         transform = SANetTransform(multi_level=multi_level, chunk_size=chunk_size)
         variables = {"params": params["transform"]}
         c = encode(params["vgg"], content, layers)
-        identity = transform.apply(variables, c, c)  # SANet(c, c): the alpha = 0 end
         per_style = [transform.apply(variables, c, s) for s in style_feats]
-        m = masks_at(masks, LAYER, identity.shape[1:3])
-        t = blend(combine(per_style, weights, m), identity, alpha)
+        stylized = combine(per_style, weights, masks_at(masks, LAYER, c[LAYER].shape[1:3]))
+        # SANet(c, c) is the alpha = 0 end; at alpha = 1 (the default) its weight is zero, so a
+        # cond skips the second attention at run time (~10% of the pipeline) without recompiling.
+        identity = jax.lax.cond(jnp.all(alpha == 1.0), lambda: jnp.zeros_like(stylized),
+                                lambda: transform.apply(variables, c, c).astype(stylized.dtype))
+        t = blend(stylized, identity, alpha)
         decoder = AdaINDecoder(width=infer_width(params["decoder"]))
         return decoder.apply({"params": params["decoder"]}, t)
 
