@@ -451,12 +451,13 @@ def test_sanet_identity_start_passes_the_content_through(folders):
 def test_least_squares_relu1_1_decoder_recovers_a_known_decoder():
     # Images made by a known relu1_1 decoder from random features: the normal equations, summed over
     # two batches, must give that decoder back (window order = the conv's HWIO layout, reflect border).
+    # 4 x 16 x 18 = 1152 pixels > 9 * 64 + 1 = 577 unknowns, so the system is overdetermined.
     from nst_jax import vgg19
     from nst_jax.modules.decoders import WCTDecoder
     from train import wct
 
     dec = WCTDecoder(level=1)
-    feats = jax.random.uniform(jax.random.key(0), (4, 12, 9, 64)) * vgg19.MEAN_ACTIVATION["relu1_1"]
+    feats = jax.random.uniform(jax.random.key(0), (4, 16, 18, 64)) * vgg19.MEAN_ACTIVATION["relu1_1"]
     true = dec.init(jax.random.key(1), feats[:1])["params"]
     images = np.asarray(dec.apply({"params": true}, feats))
     halves = [wct.least_squares_decoder(np.asarray(feats[i:i + 2]), images[i:i + 2]) for i in (0, 2)]
