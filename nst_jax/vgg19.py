@@ -137,10 +137,6 @@ def _convs_up_to(layer: str) -> tuple[str, ...]:
     return tuple(name for name in LAYERS[: index + 1] if name.startswith("conv"))
 
 
-def _conv(x: jax.Array, kernel: jax.Array, bias: jax.Array, padding: str) -> jax.Array:
-    return conv2d_same(x, kernel, padding=padding) + bias
-
-
 @jax.custom_vjp
 def _max_pool_2x2(x: jax.Array) -> jax.Array:
     n, h, w, c = x.shape
@@ -220,11 +216,17 @@ def features(
     last = LAYERS.index(deepest(layers))
     x = preprocess(params, images.astype(params["conv1_1"]["kernel"].dtype))
     out: dict[str, jax.Array] = {}
+    fused_relu = False
     for name in LAYERS[: last + 1]:
         if name.startswith("conv"):
-            x = _conv(x, params[name]["kernel"], params[name]["bias"], padding)
+            # Every conv is followed by its relu: apply it inside the conv (in place) unless the
+            # pre-activation itself is wanted.
+            fused_relu = name not in wanted
+            x = conv2d_same(x, params[name]["kernel"], params[name]["bias"], padding=padding,
+                            activation=jax.nn.relu if fused_relu else None)
         elif name.startswith("relu"):
-            x = jax.nn.relu(x)
+            if not fused_relu:
+                x = jax.nn.relu(x)
         else:
             x = pool2x2(x, pool)
         if name in wanted:

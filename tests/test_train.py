@@ -448,6 +448,24 @@ def test_sanet_identity_start_passes_the_content_through(folders):
     np.testing.assert_allclose(out, expected, rtol=1e-5, atol=1e-5)
 
 
+def test_aams_identity_start_makes_the_attention_branch_the_identity(folders):
+    """train.aams.identity_start: zero value projection -> A = 0 and f_n * A + f_n = f_n, while f, g
+    keep their random init; without it the modulated features differ from f_n."""
+    aams = importlib.import_module("train.aams")
+    from nst_jax.modules.attention import SelfAttention
+
+    cfg = _config(aams, folders)
+    params = aams.METHOD.init(cfg, jax.random.key(0))["autoencoder"]["attention"]
+    assert not np.allclose(params["f"]["kernel"], 0) and np.all(np.asarray(params["h"]["kernel"]) == 0)
+    x = jnp.asarray(np.random.default_rng(0).standard_normal((1, 4, 6, 512)), jnp.float32)
+    out = SelfAttention().apply({"params": params}, x)
+    np.testing.assert_array_equal(out.attention, 0.0)
+    np.testing.assert_array_equal(out.features, x)
+    random = aams.METHOD.init(dataclasses.replace(cfg, identity_init=False), jax.random.key(0))
+    moved = SelfAttention().apply({"params": random["autoencoder"]["attention"]}, x).features
+    assert float(jnp.max(jnp.abs(moved - x))) > 0.1
+
+
 def test_least_squares_relu1_1_decoder_recovers_a_known_decoder():
     # Images made by a known relu1_1 decoder from random features: the normal equations, summed over
     # two batches, must give that decoder back (window order = the conv's HWIO layout, reflect border).

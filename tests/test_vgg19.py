@@ -150,6 +150,26 @@ def test_reflect_conv_equals_padded_valid_conv(h, w, k):
     np.testing.assert_allclose(conv2d_same(x, kernel, padding="reflect"), plain(x), rtol=1e-5, atol=2e-5)
     g = jax.grad(lambda x: jnp.sum(conv2d_same(x, kernel, padding="reflect") ** 2))(x)
     np.testing.assert_allclose(g, jax.grad(lambda x: jnp.sum(plain(x) ** 2))(x), rtol=1e-4, atol=1e-3)
+    # With a bias and the relu applied inside (the border bands are written into relu(y) in place):
+    # values, and gradients with respect to the input, kernel and bias, for both paddings.
+    bias = jax.random.normal(jax.random.key(2), (3,))
+
+    def reference(x, kernel, bias, padding):
+        p = k // 2
+        mode = "reflect" if padding == "reflect" else "constant"
+        xp = jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode=mode)
+        y = jax.lax.conv_general_dilated(xp, kernel, (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        return jax.nn.relu(y + bias)
+
+    for padding in ("reflect", "zero"):
+        def fused(x, kernel, bias, padding=padding):
+            return conv2d_same(x, kernel, bias, padding=padding, activation=jax.nn.relu)
+
+        np.testing.assert_allclose(fused(x, kernel, bias), reference(x, kernel, bias, padding), rtol=1e-5, atol=2e-5)
+        grads = jax.grad(lambda *a: jnp.sum(fused(*a) ** 2), argnums=(0, 1, 2))(x, kernel, bias)
+        expected = jax.grad(lambda *a: jnp.sum(reference(*a, padding) ** 2), argnums=(0, 1, 2))(x, kernel, bias)
+        for got, want in zip(grads, expected):
+            np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-3)
 
 
 def test_mean_activation_table_matches_the_real_weights(vgg_params):

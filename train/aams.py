@@ -39,12 +39,28 @@ class Config(common.ReconstructionConfig):
     pixel_scale: float = field(255.0, "pixel units of the pixel and TV terms (255: the TF code's [0, 255] images)")
     depth: str = field("conv4_1", "encoder depth (seed 000's three models)", choices=tuple(DEPTHS))
     width: float = field(1.0, "must stay 1: the attention module consumes the real VGG features")
+    identity_init: bool = field(True, "AAMS: zero the value projection h, so the attention branch starts "
+                                      "as the identity (f_n * 0 + f_n); CBAM: no effect")
 
     def validate(self) -> None:
         super().validate()
         if self.width != 1.0:
             raise ValueError("width must be 1 for AAMS/CBAM (the attention module takes the 512/256-channel "
                              "VGG features directly)")
+
+
+def identity_start(params):
+    """AAMS autoencoder parameters whose attention branch is the identity: a zero value projection
+    ``h`` makes the attention output ``A = 0`` and the modulation ``f_n * A + f_n = f_n``.
+
+    With a random ``h`` the decoder (warm-started from a reconstruction decoder) first sees
+    ``f_n * A`` noise as large as ``f_n`` itself; the zero start decodes the photo from step 0 and
+    ``f``, ``g`` receive gradients as soon as ``h`` moves (the zero-initialised residual branch of
+    SAGAN's ``gamma = 0``).
+    """
+    attention = dict(params["attention"])
+    attention["h"] = jax.tree_util.tree_map(jnp.zeros_like, attention["h"])
+    return {**params, "attention": attention}
 
 
 def make_method(kind: str, *, name: str, description: str, paper: dict, cpu: dict) -> Method:
@@ -58,7 +74,10 @@ def make_method(kind: str, *, name: str, description: str, paper: dict, cpu: dic
 
     def init(cfg: Config, key: jax.Array):
         feats = common.example_features(common.relu_x1(layer(cfg)))
-        return {"autoencoder": model(cfg).init(key, feats)["params"]}
+        params = model(cfg).init(key, feats)["params"]
+        if kind == "self" and cfg.identity_init:
+            params = identity_start(params)
+        return {"autoencoder": params}
 
     def loss(cfg: Config, params, vgg, batch, key):
         del key

@@ -39,23 +39,24 @@ WEIGHTS = REPO / "weights"
 Stage = tuple[str, list[str], str | None]
 RECIPE: list[tuple[str, list[Stage]]] = [
     ("adain", [("adain", ["--steps", "800"], None)]),
-    # 3 decodes per pair: batch 2; identity-initialised transform (train.sanet.identity_start). Stage 2:
+    # 3 decodes per pair: batch 2; identity-initialised transform (train.sanet.identity_start). Stage 1:
     # the SANET re-implementation's identity weights (50 pixels, 1 features): with the paper's 1 / 50
     # the feature identity term is ~50x the style term early on and a short run learns no style.
-    # Not yet run for the shipped sanet.npz (weights/manifest.json lists the stages each file had):
-    # python -m train.ship --only sanet --force --from_stage 1
     ("sanet", [("sanet", ["--steps", "150", "--batch_size", "2", "--lr", "2e-4"], "adain"),
-               ("sanet", ["--steps", "600", "--batch_size", "2", "--lr", "2e-4",
+               ("sanet", ["--steps", "400", "--batch_size", "2", "--lr", "2e-4",
                           "--identity_pixel_weight", "50", "--identity_feature_weight", "1"], None)]),
     # The relu1_1 decoder is linear: closed-form least squares, then a short fine-tune.
     ("wct_relu1_1", [("wct", ["--level", "1", "--lstsq_crops", "128", "--steps", "100", "--lr", "1e-4"], None)]),
     ("wct_relu2_1", [("wct", ["--level", "2", "--steps", "400", "--lr", "1e-3"], None)]),
     ("wct_relu3_1", [("wct", ["--level", "3", "--steps", "250"], None)]),
-    ("wct_relu4_1", [("wct", ["--level", "4", "--steps", "60"], "adain")]),
+    # The relu4_1 reconstruction decoder seeds the deeper and the skip decoders: stage 1 trains it on.
+    ("wct_relu4_1", [("wct", ["--level", "4", "--steps", "60"], "adain"),
+                     ("wct", ["--level", "4", "--steps", "300"], None)]),
     ("wct_relu5_1", [("wct", ["--level", "5", "--steps", "100"], "wct_relu4_1")]),
-    ("aams", [("aams", ["--steps", "50"], "wct_relu4_1")]),
-    ("cbam_conv4_1", [("cbam", ["--depth", "conv4_1", "--steps", "40"], "aams")]),
-    ("avatar", [("avatar", ["--steps", "50"], "wct_relu4_1")]),
+    # AAMS starts with its attention branch as the identity (train.aams.identity_start).
+    ("aams", [("aams", ["--steps", "150"], "wct_relu4_1")]),
+    ("cbam_conv4_1", [("cbam", ["--depth", "conv4_1", "--steps", "100"], "aams")]),
+    ("avatar", [("avatar", ["--steps", "150"], "wct_relu4_1")]),
     ("style_swap", [("style_swap", ["--steps", "60"], "wct_relu3_1")]),
     ("sanet_r41", [("sanet", ["--multi_level", "false", "--steps", "30", "--batch_size", "2", "--lr", "2e-4"],
                     "sanet")]),

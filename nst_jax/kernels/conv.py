@@ -10,15 +10,18 @@ convolution is linear, so
 
 where the second term touches only the ``p`` outermost output rows and columns. Each of those rows
 (columns) is a 1-D convolution of the few reflected input rows (columns) it reads, written as one
-matmul over an im2col window ((W, taps * k * Cin) @ (taps * k * Cin, Cout)); the corrections are
-added in one fused pass. Frame cells outside both the row and the column range (the corners) belong
-to the row corrections, whose rows are reflect-padded along W; the column corrections read their
-columns zero-padded along H. The result equals the padded-VALID convolution up to float rounding
+matmul over an im2col window ((W, taps * k * Cin) @ (taps * k * Cin, Cout)). Frame cells outside
+both the row and the column range (the corners) belong to the row corrections, whose rows are
+reflect-padded along W; the column corrections read their columns zero-padded along H. The
+corrected border bands (bias and activation applied) are written into the activated output in
+place, so a reflect conv needs no more memory than a zero-padded one. The result equals the padded-VALID convolution up to float rounding
 (tested, values and gradients) at about the cost of the SAME convolution alone (3x3, 2 cores: a
 256x256x64 -> 64 conv 19 ms vs 20 ms zero-padded, 40 ms with band convolutions, 70 ms padded VALID).
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
@@ -31,26 +34,49 @@ def _conv(x, kernel, padding):
     return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=_DN)
 
 
-def conv2d_same(x: jax.Array, kernel: jax.Array, *, padding: str = "zero") -> jax.Array:
-    """``k x k`` (odd) stride-1 convolution whose output has the input's spatial size.
+def conv2d_same(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, *, padding: str = "zero",
+                activation: Callable[[jax.Array], jax.Array] | None = None) -> jax.Array:
+    """``activation(conv(x, kernel) + bias)``, ``k x k`` (odd) stride 1, output of the input's size.
 
     Args:
-      x: (N, H, W, Cin). kernel: (k, k, Cin, Cout). padding: ``"zero"`` or ``"reflect"``.
+      x: (N, H, W, Cin). kernel: (k, k, Cin, Cout). bias: (Cout,) or None.
+      padding: ``"zero"`` or ``"reflect"``.
+      activation: an elementwise function (e.g. ``jax.nn.relu``) or None. Passing it here rather
+        than applying it afterwards lets XLA apply it in place on the convolution's output buffer
+        (the reflect border is then written into that buffer): one activation-sized buffer per
+        layer instead of two (2048 px: 1 GB per 64-channel map).
     """
     if padding not in PADDINGS:
         raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
+    act = activation if activation is not None else (lambda v: v)
+    if bias is not None:
+        bias = bias.reshape(1, 1, 1, -1)
     k = kernel.shape[0]
     p = k // 2
-    y = _conv(x, kernel, [(p, p), (p, p)])
-    if padding == "zero" or p == 0:
-        return y
     h, w = x.shape[1:3]
-    if min(h, w) <= p:
+    if padding == "reflect" and min(h, w) <= p:
         raise ValueError(f"a {h}x{w} map is too small for reflect padding of {p} px")
-    pads = ((0, 0), (p, p), (p, p), (0, 0))
-    if min(h, w) < 2 * p + 1:  # top and bottom frames would overlap: tiny maps take the plain path
-        return _conv(jnp.pad(x, pads, mode="reflect"), kernel, "VALID")
-    return y + _frame_correction(x, kernel, p)
+    if padding == "reflect" and min(h, w) < 2 * p + 1:  # top and bottom frames would overlap: plain path
+        y = _conv(jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect"), kernel, "VALID")
+        return act(y if bias is None else y + bias)
+    y = _conv(x, kernel, [(p, p), (p, p)])
+    if bias is not None:
+        y = y + bias
+    if padding == "zero" or p == 0:
+        return act(y)
+    top, bottom, left, right = _frame_correction(x, kernel, p)
+    # The corrected borders (corners get both their row and column terms) are small; the interior
+    # is act(y) in place, and the borders are written into it.
+    zeros = jnp.zeros((x.shape[0], p, w - 2 * p, kernel.shape[-1]), y.dtype)
+    top = y[:, :p] + top + jnp.concatenate([left[:, :p], zeros, right[:, :p]], axis=2)
+    bottom = y[:, h - p:] + bottom + jnp.concatenate([left[:, h - p:], zeros, right[:, h - p:]], axis=2)
+    left = y[:, p: h - p, :p] + left[:, p: h - p]
+    right = y[:, p: h - p, w - p:] + right[:, p: h - p]
+    out = act(y)
+    for band, start in ((top, (0, 0, 0, 0)), (bottom, (0, h - p, 0, 0)), (left, (0, p, 0, 0)),
+                        (right, (0, p, w - p, 0))):
+        out = jax.lax.dynamic_update_slice(out, act(band), start)
+    return out
 
 
 def _edge_windows(lines: jax.Array, p: int, k: int) -> jax.Array:
@@ -59,8 +85,10 @@ def _edge_windows(lines: jax.Array, p: int, k: int) -> jax.Array:
     return jnp.concatenate([lines[:, :, d: d + length] for d in range(k)], axis=-1)
 
 
-def _frame_correction(x: jax.Array, kernel: jax.Array, p: int) -> jax.Array:
-    """``conv(reflect_pad(x) - zero_pad(x))``: non-zero only on the outer ``p`` rows and columns."""
+def _frame_correction(x: jax.Array, kernel: jax.Array, p: int):
+    """``conv(reflect_pad(x) - zero_pad(x))``, non-zero only on the outer ``p`` rows and columns, as
+    its four bands: top/bottom (N, p, W, Cout) including the row terms of the corners, and
+    left/right (N, H, p, Cout) holding the column terms (their corner rows are added to top/bottom)."""
     n, h, w, cin = x.shape
     k, cout = kernel.shape[0], kernel.shape[-1]
 
@@ -90,8 +118,4 @@ def _frame_correction(x: jax.Array, kernel: jax.Array, p: int) -> jax.Array:
     left, right = correction(
         lambda j: left_win[:, j] if j <= p else right_win[:, j - (w - p - 1)], w,
         lambda d: kernel[:, d].reshape(k * cin, cout))
-    rows = jnp.concatenate([jnp.stack(top, 1), jnp.zeros((n, h - 2 * p, w, cout), x.dtype),
-                            jnp.stack(bottom, 1)], axis=1)
-    cols = jnp.concatenate([jnp.stack(left, 2), jnp.zeros((n, h, w - 2 * p, cout), x.dtype),
-                            jnp.stack(right, 2)], axis=2)
-    return rows + cols
+    return jnp.stack(top, 1), jnp.stack(bottom, 1), jnp.stack(left, 2), jnp.stack(right, 2)

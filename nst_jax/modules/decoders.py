@@ -228,12 +228,12 @@ class _MirrorDecoder(nn.Module):
                     param_dtype=self.param_dtype,
                     kernel_init=he_init if step.relu else linear_init,
                     bias_init=nn.initializers.zeros if step.relu else nn.initializers.constant(0.5),
+                    activation=nn.relu if step.relu and not normed else None,  # fused: in place
                     name=step.name,
                 )(x)
                 if normed:
-                    x = InstanceNorm(dtype=self.dtype, param_dtype=self.param_dtype, name=f"{step.name}_norm")(x)
-                if step.relu:
-                    x = nn.relu(x)
+                    x = nn.relu(InstanceNorm(dtype=self.dtype, param_dtype=self.param_dtype,
+                                             name=f"{step.name}_norm")(x))
         return x
 
 

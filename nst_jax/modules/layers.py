@@ -7,6 +7,7 @@ so a decoder's tree looks like ``{"dec4_1": {"kernel": (3, 3, 512, 256), "bias":
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -34,6 +35,8 @@ class Conv(nn.Module):
       use_bias: add a per-channel bias.
       dtype: computation dtype (inputs and parameters are cast to it).
       param_dtype: storage dtype of the parameters.
+      activation: elementwise function applied inside the convolution (in place on its output;
+        see :func:`nst_jax.kernels.conv.conv2d_same`), e.g. ``nn.relu``; None for none.
     """
 
     features: int
@@ -44,6 +47,7 @@ class Conv(nn.Module):
     param_dtype: Any = jnp.float32
     kernel_init: Any = he_init
     bias_init: Any = nn.initializers.zeros
+    activation: Callable[[Array], Array] | None = None
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
@@ -53,11 +57,11 @@ class Conv(nn.Module):
             raise ValueError(f"kernel_size must be odd, got {self.kernel_size}")
         k = self.kernel_size
         kernel = self.param("kernel", self.kernel_init, (k, k, x.shape[-1], self.features), self.param_dtype)
-        y = conv2d_same(x.astype(self.dtype), kernel.astype(self.dtype), padding=self.padding)
+        bias = None
         if self.use_bias:
-            bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
-            y = y + bias.astype(self.dtype).reshape(1, 1, 1, -1)
-        return y
+            bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype).astype(self.dtype)
+        return conv2d_same(x.astype(self.dtype), kernel.astype(self.dtype), bias, padding=self.padding,
+                           activation=self.activation)
 
 
 class InstanceNorm(nn.Module):
