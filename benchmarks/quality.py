@@ -56,10 +56,22 @@ PAPER_BUDGET = {
 }
 
 
-def budget(card: dict) -> str:
-    minutes = card.get("training_time_s", 0) / 60
-    return (f"{card['steps']} x {card['batch_size']} @ {card['image_size']['crop']} px "
-            f"(CPU, {minutes:.0f} min)")
+def budget(card: dict, stages: list[dict] | None = None) -> str:
+    """``steps x batch @ crop (CPU, minutes)`` of a checkpoint; with the manifest's ``stages`` (a
+    checkpoint trained on from an earlier export of itself), each stage's steps and the total time."""
+    stages = stages or [card]
+    minutes = sum(st.get("training_time_s") or 0 for st in stages) / 60
+    steps = " + ".join(f"{st['steps']} x {st['batch_size']}" for st in stages)
+    return f"{steps} @ {card['image_size']['crop']} px (CPU, {minutes:.0f} min)"
+
+
+def manifest_stages(name: str) -> list[dict] | None:
+    """The training stages ``weights/manifest.json`` records for checkpoint ``name`` (None if none)."""
+    from nst_jax import weights  # pylint: disable=import-outside-toplevel
+
+    path = Path(weights.__file__).parent / "manifest.json"
+    entry = json.loads(path.read_text()).get("checkpoints", {}).get(name, {}) if path.is_file() else {}
+    return entry.get("stages")
 
 
 def reconstructor(name: str, vgg):
@@ -153,12 +165,12 @@ def main(argv: list[str] | None = None) -> int:
     rows.append({"method": "content (unstylized)", **metrics.median_fidelity(baseline), "time_s": 0.0,
                  "ours": "-", "paper": "-"})
     for m in names:
-        card = {}
+        card, stages = {}, None
         for ck in FEEDFORWARD[m].checkpoints[:1] if m in FEEDFORWARD else ():
-            card = load_checkpoint(ck)[1]
+            card, stages = load_checkpoint(ck)[1], manifest_stages(ck)
         family = m.split("_")[0] if m.startswith(("cbam", "wct")) else m
         rows.append({"method": m, **metrics.median_fidelity(scores[m]), "time_s": float(np.median(times[m][1:] or times[m])),
-                     "ours": budget(card) if card else ("%d steps" % args.gatys_steps if m == "gatys" else "-"),
+                     "ours": budget(card, stages) if card else ("%d steps" % args.gatys_steps if m == "gatys" else "-"),
                      "paper": PAPER_BUDGET.get(family, "-")})
     for i, (content, style, label) in enumerate(pairs):
         sheet_rows.append([content, style, *(outputs[m][i] for m in names)])
