@@ -56,7 +56,8 @@ RECIPE: list[tuple[str, list[Stage]]] = [
     # AAMS starts with its attention branch as the identity (train.aams.identity_start).
     ("aams", [("aams", ["--steps", "150"], "wct_relu4_1")]),
     ("cbam_conv4_1", [("cbam", ["--depth", "conv4_1", "--steps", "100"], "aams")]),
-    ("avatar", [("avatar", ["--steps", "150"], "wct_relu4_1")]),
+    # The shipped avatar.npz was warm-started from wct_relu4_1 before that decoder's stage 1.
+    ("avatar", [("avatar", ["--steps", "50"], "wct_relu4_1")]),
     ("style_swap", [("style_swap", ["--steps", "60"], "wct_relu3_1")]),
     ("sanet_r41", [("sanet", ["--multi_level", "false", "--steps", "30", "--batch_size", "2", "--lr", "2e-4"],
                     "sanet")]),
