@@ -65,15 +65,6 @@ def budget(card: dict, stages: list[dict] | None = None) -> str:
     return f"{steps} @ {card['image_size']['crop']} px (CPU, {minutes:.0f} min)"
 
 
-def manifest_stages(name: str) -> list[dict] | None:
-    """The training stages ``weights/manifest.json`` records for checkpoint ``name`` (None if none)."""
-    from nst_jax import weights  # pylint: disable=import-outside-toplevel
-
-    path = Path(weights.__file__).parent / "manifest.json"
-    entry = json.loads(path.read_text()).get("checkpoints", {}).get(name, {}) if path.is_file() else {}
-    return entry.get("stages")
-
-
 def reconstructor(name: str, vgg):
     """``image -> image``: decode an image's own features with checkpoint ``name``'s module (rebuilt
     from its card; loaded once, jitted once per image size)."""
@@ -129,6 +120,7 @@ def main(argv: list[str] | None = None) -> int:
     from nst_jax.stylize import METHODS, stylize  # pylint: disable=import-outside-toplevel
     from nst_jax import load_vgg19  # pylint: disable=import-outside-toplevel
     from nst_jax.methods import FEEDFORWARD  # pylint: disable=import-outside-toplevel
+    from nst_jax.weights import port  # pylint: disable=import-outside-toplevel
 
     images = Path(args.images)
     pairs = [(load_image(images / "content" / c, size=args.size), load_image(images / "style" / s, size=args.size),
@@ -164,10 +156,11 @@ def main(argv: list[str] | None = None) -> int:
     baseline = [metrics.fidelity(vgg, c, c, s) for c, s, _ in pairs]
     rows.append({"method": "content (unstylized)", **metrics.median_fidelity(baseline), "time_s": 0.0,
                  "ours": "-", "paper": "-"})
+    shipped = port.manifest().get("checkpoints", {})  # recipe stages of each shipped checkpoint
     for m in names:
         card, stages = {}, None
         for ck in FEEDFORWARD[m].checkpoints[:1] if m in FEEDFORWARD else ():
-            card, stages = load_checkpoint(ck)[1], manifest_stages(ck)
+            card, stages = load_checkpoint(ck)[1], shipped.get(ck, {}).get("stages")
         family = m.split("_")[0] if m.startswith(("cbam", "wct")) else m
         rows.append({"method": m, **metrics.median_fidelity(scores[m]), "time_s": float(np.median(times[m][1:] or times[m])),
                      "ours": budget(card, stages) if card else ("%d steps" % args.gatys_steps if m == "gatys" else "-"),

@@ -14,9 +14,10 @@ matmul over an im2col window ((W, taps * k * Cin) @ (taps * k * Cin, Cout)). Fra
 both the row and the column range (the corners) belong to the row corrections, whose rows are
 reflect-padded along W; the column corrections read their columns zero-padded along H. The
 corrected border bands (bias and activation applied) are written into the activated output in
-place, so a reflect conv needs no more memory than a zero-padded one. The result equals the padded-VALID convolution up to float rounding
-(tested, values and gradients) at about the cost of the SAME convolution alone (3x3, 2 cores: a
-256x256x64 -> 64 conv 19 ms vs 20 ms zero-padded, 40 ms with band convolutions, 70 ms padded VALID).
+place, so a reflect conv needs no more memory than a zero-padded one. The result equals the
+padded-VALID convolution up to float rounding (tested, values and gradients) at about the cost of
+the SAME convolution alone (3x3, 2 cores: a 256x256x64 -> 64 conv 19 ms vs 20 ms zero-padded,
+40 ms with band convolutions, 70 ms padded VALID).
 """
 
 from __future__ import annotations
@@ -56,13 +57,15 @@ def conv2d_same(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, 
     h, w = x.shape[1:3]
     if padding == "reflect" and min(h, w) <= p:
         raise ValueError(f"a {h}x{w} map is too small for reflect padding of {p} px")
-    if padding == "reflect" and min(h, w) < 2 * p + 1:  # top and bottom frames would overlap: plain path
+    # Tiny maps, whose top and bottom frames would overlap, take the plain pad + VALID path.
+    plain = padding == "reflect" and min(h, w) < 2 * p + 1
+    if plain:
         y = _conv(jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect"), kernel, "VALID")
-        return act(y if bias is None else y + bias)
-    y = _conv(x, kernel, [(p, p), (p, p)])
+    else:
+        y = _conv(x, kernel, [(p, p), (p, p)])
     if bias is not None:
         y = y + bias
-    if padding == "zero" or p == 0:
+    if padding == "zero" or p == 0 or plain:
         return act(y)
     top, bottom, left, right = _frame_correction(x, kernel, p)
     # The corrected borders (corners get both their row and column terms) are small; the interior
@@ -89,7 +92,7 @@ def _frame_correction(x: jax.Array, kernel: jax.Array, p: int):
     """``conv(reflect_pad(x) - zero_pad(x))``, non-zero only on the outer ``p`` rows and columns, as
     its four bands: top/bottom (N, p, W, Cout) including the row terms of the corners, and
     left/right (N, H, p, Cout) holding the column terms (their corner rows are added to top/bottom)."""
-    n, h, w, cin = x.shape
+    _, h, w, cin = x.shape
     k, cout = kernel.shape[0], kernel.shape[-1]
 
     def correction(rows_of, axis_len, taps_of):
