@@ -1,8 +1,8 @@
 """Peak memory of one real ``stylize`` call: ``python benchmarks/peak_memory.py``.
 
 ``runtime.py`` reports XLA's compile-time ``memory_analysis()``; on the CPU backend that figure
-misses what the convolution thunks allocate themselves (a zero-padded VGG19 encoder at 2048 px reports
-0.1 GB of temporaries and peaks at 2.8 GB of RSS). This script runs each method once per content size
+misses what the convolution thunks allocate themselves (in a one-off check, a zero-padded VGG19
+encoder at 2048 px reported 0.1 GB of temporaries and peaked at 2.8 GB of RSS). This script runs each method once per content size
 in a fresh subprocess (random images, the shipped checkpoints) and reports the process's peak
 resident memory above what it held after loading the parameters, compile included.
 
