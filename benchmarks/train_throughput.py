@@ -102,6 +102,7 @@ def torch_step(name: str, cfg, params0, vgg_all, host):
     learn = [t for pair in dec.values() for t in pair]
 
     def decode(x):
+        x = x / MEAN["relu4_1"]  # the decoders' normalised units (nst_jax.modules.decoders)
         for step in spec:
             if isinstance(step, UpStep):
                 x = F.interpolate(x, scale_factor=2, mode="nearest")
