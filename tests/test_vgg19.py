@@ -133,10 +133,12 @@ def test_layer_tables():
     assert vgg19.CHANNELS["relu3_1"] == 256 and vgg19.STRIDES["relu4_1"] == 8 and vgg19.STRIDES["pool2"] == 4
 
 
-@pytest.mark.parametrize("h, w, k", [(5, 7, 3), (9, 11, 7), (4, 4, 3), (20, 13, 5), (3, 3, 3), (7, 9, 7), (5, 5, 5)])
+@pytest.mark.parametrize("h, w, k", [(5, 7, 3), (9, 11, 7), (4, 4, 3), (20, 13, 5), (3, 3, 3), (7, 9, 7), (5, 5, 5),
+                                     (2, 5, 3), (6, 5, 1)])
 def test_reflect_conv_equals_padded_valid_conv(h, w, k):
     # conv2d_same computes reflect padding as a zero-padded conv plus a border correction (faster on
-    # XLA:CPU); it must equal the plain reflect-pad + VALID convolution, values and gradients.
+    # XLA:CPU) and its kernel gradient as one matmul per tap; it must equal the plain reflect-pad + VALID
+    # convolution differentiated by XLA, values and gradients (2x5: the tiny-map pad + VALID path; 1x1).
     from nst_jax.kernels.conv import conv2d_same
 
     x = jax.random.normal(jax.random.key(0), (2, h, w, 4))

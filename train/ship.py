@@ -44,25 +44,32 @@ RECIPE: list[tuple[str, list[Stage]]] = [
     # the feature identity term is ~50x the style term early on and a short run learns no style.
     ("sanet", [("sanet", ["--steps", "150", "--batch_size", "2", "--lr", "2e-4"], "adain"),
                ("sanet", ["--steps", "400", "--batch_size", "2", "--lr", "2e-4",
+                          "--identity_pixel_weight", "50", "--identity_feature_weight", "1"], None),
+               ("sanet", ["--steps", "300", "--batch_size", "2", "--lr", "2e-4",
                           "--identity_pixel_weight", "50", "--identity_feature_weight", "1"], None)]),
     # The relu1_1 decoder is linear: closed-form least squares, then a short fine-tune.
     ("wct_relu1_1", [("wct", ["--level", "1", "--lstsq_crops", "128", "--steps", "100", "--lr", "1e-4"], None)]),
     ("wct_relu2_1", [("wct", ["--level", "2", "--steps", "400", "--lr", "1e-3"], None)]),
-    ("wct_relu3_1", [("wct", ["--level", "3", "--steps", "250"], None)]),
+    ("wct_relu3_1", [("wct", ["--level", "3", "--steps", "250"], None),
+                     ("wct", ["--level", "3", "--steps", "400"], None)]),
     # The relu4_1 reconstruction decoder seeds the deeper and the skip decoders: stage 1 trains it on.
     ("wct_relu4_1", [("wct", ["--level", "4", "--steps", "60"], "adain"),
                      ("wct", ["--level", "4", "--steps", "300"], None)]),
-    ("wct_relu5_1", [("wct", ["--level", "5", "--steps", "100"], "wct_relu4_1")]),
+    ("wct_relu5_1", [("wct", ["--level", "5", "--steps", "100"], "wct_relu4_1"),
+                     ("wct", ["--level", "5", "--steps", "300"], None)]),
     # AAMS starts with its attention branch as the identity (train.aams.identity_start).
-    ("aams", [("aams", ["--steps", "150"], "wct_relu4_1")]),
-    ("cbam_conv4_1", [("cbam", ["--depth", "conv4_1", "--steps", "100"], "aams")]),
+    ("aams", [("aams", ["--steps", "150"], "wct_relu4_1"), ("aams", ["--steps", "300"], None)]),
+    ("cbam_conv4_1", [("cbam", ["--depth", "conv4_1", "--steps", "100"], "aams"),
+                      ("cbam", ["--depth", "conv4_1", "--steps", "300"], None)]),
     # The shipped avatar.npz was warm-started from wct_relu4_1 before that decoder's stage 1.
-    ("avatar", [("avatar", ["--steps", "50"], "wct_relu4_1")]),
-    ("style_swap", [("style_swap", ["--steps", "60"], "wct_relu3_1")]),
-    ("sanet_r41", [("sanet", ["--multi_level", "false", "--steps", "30", "--batch_size", "2", "--lr", "2e-4"],
+    ("avatar", [("avatar", ["--steps", "50"], "wct_relu4_1"), ("avatar", ["--steps", "300"], None)]),
+    ("style_swap", [("style_swap", ["--steps", "60"], "wct_relu3_1"), ("style_swap", ["--steps", "300"], None)]),
+    ("sanet_r41", [("sanet", ["--multi_level", "false", "--steps", "60", "--batch_size", "2", "--lr", "2e-4"],
                     "sanet")]),
-    ("cbam_conv3_1", [("cbam", ["--depth", "conv3_1", "--steps", "50"], "wct_relu3_1")]),
-    ("cbam_conv5_1", [("cbam", ["--depth", "conv5_1", "--steps", "30"], "wct_relu5_1")]),
+    ("cbam_conv3_1", [("cbam", ["--depth", "conv3_1", "--steps", "50"], "wct_relu3_1"),
+                      ("cbam", ["--depth", "conv3_1", "--steps", "200"], None)]),
+    ("cbam_conv5_1", [("cbam", ["--depth", "conv5_1", "--steps", "30"], "wct_relu5_1"),
+                      ("cbam", ["--depth", "conv5_1", "--steps", "150"], None)]),
 ]
 
 
