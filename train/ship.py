@@ -67,12 +67,11 @@ RECIPE: list[tuple[str, list[Stage]]] = [
                       ("cbam", ["--depth", "conv4_1", "--steps", "300"], None)]),
     # The shipped avatar.npz was warm-started from wct_relu4_1 before that decoder's stage 1.
     ("avatar", [("avatar", ["--steps", "50"], "wct_relu4_1"), ("avatar", ["--steps", "300"], None)]),
-    ("style_swap", [("style_swap", ["--steps", "60"], "wct_relu3_1"), ("style_swap", ["--steps", "300"], None)]),
+    ("style_swap", [("style_swap", ["--steps", "300"], "wct_relu3_1")]),
     ("sanet_r41", [("sanet", ["--multi_level", "false", "--steps", "60", "--batch_size", "2", "--lr", "2e-4",
                               "--style_weight", "10"],
                     "sanet")]),
-    ("cbam_conv3_1", [("cbam", ["--depth", "conv3_1", "--steps", "50"], "wct_relu3_1"),
-                      ("cbam", ["--depth", "conv3_1", "--steps", "200"], None)]),
+    ("cbam_conv3_1", [("cbam", ["--depth", "conv3_1", "--steps", "200"], "wct_relu3_1")]),
     ("cbam_conv5_1", [("cbam", ["--depth", "conv5_1", "--steps", "30"], "wct_relu5_1"),
                       ("cbam", ["--depth", "conv5_1", "--steps", "150"], None)]),
 ]
