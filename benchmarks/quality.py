@@ -158,12 +158,13 @@ def main(argv: list[str] | None = None) -> int:
                  "ours": "-", "paper": "-"})
     shipped = port.manifest().get("checkpoints", {})  # recipe stages of each shipped checkpoint
     for m in names:
-        card, stages = {}, None
-        for ck in FEEDFORWARD[m].checkpoints[:1] if m in FEEDFORWARD else ():
-            card, stages = load_checkpoint(ck)[1], shipped.get(ck, {}).get("stages")
+        checkpoints = FEEDFORWARD[m].checkpoints if m in FEEDFORWARD else ()
+        # Every checkpoint a method loads (WCT: its five decoders), each with its recipe stages.
+        ours = "; ".join((f"{ck}: " if len(checkpoints) > 1 else "")
+                         + budget(load_checkpoint(ck)[1], shipped.get(ck, {}).get("stages")) for ck in checkpoints)
         family = m.split("_")[0] if m.startswith(("cbam", "wct")) else m
         rows.append({"method": m, **metrics.median_fidelity(scores[m]), "time_s": float(np.median(times[m][1:] or times[m])),
-                     "ours": budget(card, stages) if card else ("%d steps" % args.gatys_steps if m == "gatys" else "-"),
+                     "ours": ours or ("%d steps" % args.gatys_steps if m == "gatys" else "-"),
                      "paper": PAPER_BUDGET.get(family, "-")})
     for i, (content, style, label) in enumerate(pairs):
         sheet_rows.append([content, style, *(outputs[m][i] for m in names)])

@@ -37,6 +37,9 @@ def test_checkpoint_is_shipped_intact_and_within_budget(name):
     stages = entry.get("stages") or [entry]
     assert card["steps"] == stages[-1]["steps"] > 0 and card["preset"] == "cpu"
     assert entry["steps"] == sum(st["steps"] for st in stages)
+    # ... and those stages are the recipe's (train/ship.py documents how each file was made).
+    recipe = [int(flags[flags.index("--steps") + 1]) for _, flags, _ in dict(RECIPE)[name]]
+    assert [st["steps"] for st in stages] == recipe, f"weights/manifest.json and train/ship.py disagree on {name}"
     assert all(np.all(np.isfinite(a)) for a in jax.tree_util.tree_leaves(params))
 
 

@@ -62,18 +62,18 @@ RECIPE: list[tuple[str, list[Stage]]] = [
     # A further 300 steps from this export (session 5) lowered held-out PSNR 11.3 -> 10.9 dB: not kept.
     ("wct_relu5_1", [("wct", ["--level", "5", "--steps", "100"], "wct_relu4_1")]),
     # AAMS starts with its attention branch as the identity (train.aams.identity_start).
-    ("aams", [("aams", ["--steps", "150"], "wct_relu4_1"), ("aams", ["--steps", "300"], None)]),
+    ("aams", [("aams", ["--steps", "150"], "wct_relu4_1")]),
     ("cbam_conv4_1", [("cbam", ["--depth", "conv4_1", "--steps", "100"], "aams"),
                       ("cbam", ["--depth", "conv4_1", "--steps", "300"], None)]),
     # The shipped avatar.npz was warm-started from wct_relu4_1 before that decoder's stage 1.
-    ("avatar", [("avatar", ["--steps", "50"], "wct_relu4_1"), ("avatar", ["--steps", "300"], None)]),
+    ("avatar", [("avatar", ["--steps", "50"], "wct_relu4_1")]),
     ("style_swap", [("style_swap", ["--steps", "300"], "wct_relu3_1")]),
     ("sanet_r41", [("sanet", ["--multi_level", "false", "--steps", "60", "--batch_size", "2", "--lr", "2e-4",
                               "--style_weight", "10"],
                     "sanet")]),
-    ("cbam_conv3_1", [("cbam", ["--depth", "conv3_1", "--steps", "200"], "wct_relu3_1")]),
-    ("cbam_conv5_1", [("cbam", ["--depth", "conv5_1", "--steps", "30"], "wct_relu5_1"),
-                      ("cbam", ["--depth", "conv5_1", "--steps", "150"], None)]),
+    # The shipped cbam_conv3_1.npz was warm-started from wct_relu3_1 before that decoder's stage 1.
+    ("cbam_conv3_1", [("cbam", ["--depth", "conv3_1", "--steps", "50"], "wct_relu3_1")]),
+    ("cbam_conv5_1", [("cbam", ["--depth", "conv5_1", "--steps", "30"], "wct_relu5_1")]),
 ]
 
 
