@@ -21,7 +21,7 @@ the SAME convolution alone (3x3, 2 cores: a 256x256x64 -> 64 conv 19 ms vs 20 ms
 
 The kernel gradient of the convolution is our own (:func:`_kernel_grad`): XLA:CPU computes it as a
 convolution whose "kernel" is the whole output-gradient map, 4-14x slower than PyTorch's oneDNN
-(a 4x256x256x64 -> 64 layer: 3.5-3.7 s against 0.26 s), which made every decoder's training step
+(one-off timings, a 4x256x256x64 -> 64 layer: 3.5-3.7 s against 0.26 s), which made every decoder's training step
 ~1.5x slower than the PyTorch twin's. One matmul per kernel tap, contracting over all output
 positions, is 3-5x faster than XLA's (0.67 s for that layer). The input gradient stays XLA's
 transposed convolution, which is on par with PyTorch's; for reflect padding it is that of the
@@ -101,7 +101,7 @@ def conv2d_same(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, 
         raise ValueError(f"a {h}x{w} map is too small for reflect padding of {p} px")
     # Tiny maps, whose top and bottom frames would overlap, take the plain pad + VALID path.
     if padding == "reflect" and min(h, w) < 2 * p + 1:
-        y = _conv(_reflect_pad(x, p), kernel, "VALID")
+        y = _padded_reflect_conv(x, kernel)
     elif padding == "zero" or p == 0:
         y = _conv(x, kernel, ((p, p), (p, p)))
     else:
@@ -115,10 +115,11 @@ def conv2d_same(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, 
 def _reflect_conv(x, kernel):
     """``conv(reflect_pad(x), kernel, VALID)`` as the SAME convolution with its border bands
     corrected (module docstring). The corrected bands are written into the SAME output in place, so
-    the layer holds one activation-sized buffer. Its gradient is that of the padded VALID
-    convolution (XLA's transposed convolution, 10-25% dearer than the SAME one's, then the padding's
-    transpose folds the reflected rows back), which costs far less than differentiating the band
-    corrections (a decoder's input gradient took 1.9x as long that way)."""
+    the layer holds one activation-sized buffer. Its gradient is that of
+    :func:`_padded_reflect_conv`, the same function computed plainly (XLA's transposed convolution,
+    10-25% dearer than the SAME one's, then the padding's transpose folds the reflected rows back),
+    which costs far less than differentiating the band corrections (a decoder's input gradient took
+    1.9x as long as with zero padding that way)."""
     k = kernel.shape[0]
     p = k // 2
     h, w = x.shape[1:3]
@@ -136,8 +137,10 @@ def _reflect_conv(x, kernel):
     return y
 
 
-def _reflect_pad(x, p):
-    return jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect")
+def _padded_reflect_conv(x, kernel):
+    """``conv(reflect_pad(x), kernel, VALID)`` computed plainly (tiny maps; :func:`_reflect_conv`'s gradient)."""
+    p = kernel.shape[0] // 2
+    return _conv(jnp.pad(x, ((0, 0), (p, p), (p, p), (0, 0)), mode="reflect"), kernel, "VALID")
 
 
 def _reflect_conv_fwd(x, kernel):
@@ -145,10 +148,8 @@ def _reflect_conv_fwd(x, kernel):
 
 
 def _reflect_conv_bwd(residuals, dy):
-    x, kernel = residuals
-    p = kernel.shape[0] // 2
-    _, input_vjp = jax.vjp(lambda v: _xla_conv(_reflect_pad(v, p), kernel, "VALID"), x)
-    return input_vjp(dy)[0], _kernel_grad(_reflect_pad(x, p), dy, kernel.shape, "VALID")
+    _, vjp = jax.vjp(_padded_reflect_conv, *residuals)
+    return vjp(dy)
 
 
 _reflect_conv.defvjp(_reflect_conv_fwd, _reflect_conv_bwd)
