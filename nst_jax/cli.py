@@ -46,7 +46,8 @@ def _add_stylize(sub) -> None:
     p.add_argument("--color", choices=COLORS, default=d.color,
                    help="colour preservation: luminance-only transfer or colour matching of the style")
     p.add_argument("--alpha", type=float, default=None,
-                   help="content-style trade-off of the feed-forward methods, in [0, 1] (1 = full style)")
+                   help="content-style trade-off of the feed-forward methods, in [0, 1] (1 = full style; "
+                        "default: the method's own, 1, or 0.6 for wct as in its reference code)")
     p.add_argument("--checkpoint", nargs="+", metavar="[NAME=]PATH", default=(),
                    help="use these exported checkpoint files instead of the shipped ones (NAME: which of the "
                         "method's checkpoints, e.g. wct_relu3_1=mine.npz; optional for one-checkpoint methods)")
@@ -194,7 +195,7 @@ def _cmd_stylize(args) -> int:
                                          style_blend, masks, key, stylize, filter_selection, save_image)
         else:
             image, info = stylize(content, styles, method=args.method, params=params, return_info=True,
-                                  alpha=1.0 if args.alpha is None else args.alpha, style_weights=style_blend,
+                                  alpha=args.alpha, style_weights=style_blend,
                                   masks=masks, color=args.color, key=key)
         save_image(out_path, image)
         plot = args.loss_plot

@@ -209,6 +209,18 @@ def test_alpha_outside_the_unit_interval_is_rejected(name, alpha, images, params
         stylize(images["content"], images["style"], method=name, params=params(name), alpha=alpha)
 
 
+@pytest.mark.parametrize("name", ["adain", "wct"])
+def test_alpha_default_is_the_methods_own(name, images, params):
+    """No ``alpha``: the method's ``default_alpha`` (WCT 0.6 like its reference code, others 1)."""
+    spec, p = FEEDFORWARD[name], params(name, tamed=True)
+    assert spec.default_alpha == (0.6 if name == "wct" else 1.0)
+    run = lambda **kw: stylize(images["content"], images["style"], method=name, params=p, **kw)  # noqa: E731
+    default = run()
+    np.testing.assert_array_equal(default, run(alpha=spec.default_alpha))
+    other = 1.0 if name == "wct" else 0.6
+    assert np.abs(default - run(alpha=other)).mean() > 1e-3
+
+
 def test_unknown_option_is_rejected(images, params):
     with pytest.raises(InputError, match="unknown option"):
         stylize(images["content"], images["style"], method="adain", params=params("adain"), patch_size=3)

@@ -13,7 +13,8 @@ styles once (reusable across contents: :func:`encode_styles` + :func:`apply`), p
 jitted forward and crops back.
 
 Runtime controls, the same for every method:
-* ``alpha`` in [0, 1]: content-style trade-off in feature space (1 = full style).
+* ``alpha`` in [0, 1]: content-style trade-off in feature space (1 = full style); ``None`` takes the
+  method's :attr:`FeedForward.default_alpha` (1, WCT's 0.6).
 * ``style_weights``: interpolation weights of several styles (non-negative, summing to 1).
 * ``masks``: one (H, W) mask per style at the content's size (a style per region).
 * ``color``: ``"luminance"`` (keep the content's chrominance) or ``"match"`` (recolour each style
@@ -101,6 +102,7 @@ class FeedForward:
     uses_key: bool = False
     # merge(params, {checkpoint name: tree}) -> params; default: every tree's entries join params.
     merge: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None
+    default_alpha: float = 1.0  # alpha when the caller passes none (the reference code's default)
 
     @functools.cached_property
     def jitted(self):
@@ -163,10 +165,11 @@ def check_controls(n_styles: int, content_shape: tuple[int, ...], *, alpha, styl
     return np.float32(alpha), weights, masks
 
 
-def apply(spec: FeedForward, params, content: np.ndarray, style_feats, *, alpha=1.0, style_weights=None,
+def apply(spec: FeedForward, params, content: np.ndarray, style_feats, *, alpha=None, style_weights=None,
           masks=None, color: str = "none", key: jax.Array | None = None, **options) -> np.ndarray:
     """Run ``spec`` on one content with pre-encoded ``style_feats`` (see :func:`encode_styles`)."""
     content = check_image(np.asarray(content, np.float32), kind="content image")
+    alpha = spec.default_alpha if alpha is None else alpha
     alpha, weights, masks = check_controls(len(style_feats), content.shape, alpha=alpha,
                                            style_weights=style_weights, masks=masks)
     unknown = set(options) - set(spec.options)
@@ -188,7 +191,7 @@ def apply(spec: FeedForward, params, content: np.ndarray, style_feats, *, alpha=
 
 
 def stylize_feedforward(spec: FeedForward, params, content: np.ndarray, styles: Sequence[np.ndarray], *,
-                        alpha=1.0, style_weights=None, masks=None, color: str = "none", key=None,
+                        alpha=None, style_weights=None, masks=None, color: str = "none", key=None,
                         **options) -> tuple[np.ndarray, dict[str, Any]]:
     """The ``Method.run`` of every feed-forward method."""
     if color not in ("none", *COLOR_MODES):
