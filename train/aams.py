@@ -9,7 +9,8 @@ re-coloured with the input's own mean/std and decoded with AdaIN skips from the 
     L = 10 || I' - I ||_2^2 + 1 sum_{l = relu1_1..depth} || phi_l(I') - phi_l(I) ||_2^2
         + 10 TV_L1(I') + 6 || A ||_1
 
-(images in [0, 255] as in the TF code; ``|| A ||_1`` as the mean absolute attention feature map).
+(images in [0, 255] and raw Caffe-unit VGG19 features as in the TF code, ``--feature_units raw``;
+``|| A ||_1`` as the mean absolute attention feature map).
 Optimiser: Adam lr 1e-4 (no decay), beta2 0.99, **epsilon 1.0**, batch 8, 80k steps.
 The CBAM variant (seed 000) is ``python -m train.cbam``; it shares this spec.
 """
@@ -37,6 +38,9 @@ class Config(common.ReconstructionConfig):
     tv_weight: float = field(10.0, "weight of the L1 total variation (10)")
     attention_weight: float = field(6.0, "weight of the L1 norm of the attention map (6)")
     pixel_scale: float = field(255.0, "pixel units of the pixel and TV terms (255: the TF code's [0, 255] images)")
+    feature_units: str = field("raw", "units of the perceptual term: 'raw' Caffe-unit VGG19 features as the TF "
+                                      "code's slim vgg_19 (its balance with the [0, 255] pixel term), or "
+                                      "'normalised'", choices=common.FEATURE_UNITS)
     depth: str = field("conv4_1", "encoder depth (seed 000's three models)", choices=tuple(DEPTHS))
     width: float = field(1.0, "must stay 1: the attention module consumes the real VGG features")
     identity_init: bool = field(True, "AAMS: zero the value projection h, so the attention branch starts "

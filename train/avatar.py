@@ -7,8 +7,9 @@ time). Loss of the official TF code::
 
     L = 10 || I' - I ||_2^2 + 1 sum_{l = relu1_1..relu4_1} || phi_l(I') - phi_l(I) ||_2^2 + 10 TV_L1(I')
 
-with images in [0, 255] as in the TF code (``--pixel_scale 255``), L2 weight decay 5e-4 on the
-convolution kernels, Adam 1e-4 without decay, batch 8, 120k steps.
+with images in [0, 255] as in the TF code (``--pixel_scale 255``) and ``phi`` its slim vgg_19, which
+is our encoder in Caffe units (``--feature_units raw``), L2 weight decay 5e-4 on the convolution
+kernels, Adam 1e-4 without decay, batch 8, 120k steps.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ class Config(common.ReconstructionConfig):
     perceptual_weight: float = field(1.0, "weight of the perceptual MSE over relu1_1..relu4_1 (1)")
     tv_weight: float = field(10.0, "weight of the L1 total variation (10)")
     pixel_scale: float = field(255.0, "pixel units of the pixel and TV terms (255: the TF code's [0, 255] images)")
+    feature_units: str = field("raw", "units of the perceptual term: 'raw' Caffe-unit VGG19 features as the TF "
+                                      "code's slim vgg_19 (its balance with the [0, 255] pixel term), or "
+                                      "'normalised'", choices=common.FEATURE_UNITS)
     width: float = field(1.0, "must stay 1: the AdaIN skips take the real VGG features")
 
     def validate(self) -> None:

@@ -46,6 +46,9 @@ def example_features(layers: Sequence[str], size: int = 2) -> dict[str, jax.Arra
                               vgg19.CHANNELS[layer])) for layer in layers}
 
 
+FEATURE_UNITS = ("normalised", "raw")
+
+
 @dataclasses.dataclass(frozen=True)
 class ReconstructionConfig(TrainConfig):
     """Loss weights of reconstruction-trained decoders (WCT, Avatar-Net, AAMS, CBAM)."""
@@ -55,21 +58,27 @@ class ReconstructionConfig(TrainConfig):
     tv_weight: float = field(0.0, "weight of the L1 total variation of the output")
     pixel_scale: float = field(1.0, "pixel units of the pixel and TV terms: 1 = [0,1] images (Torch anchors), "
                                     "255 = [0,255] (the TF anchors Avatar-Net/AAMS)")
+    feature_units: str = field("normalised", "units of the perceptual term: 'normalised' (features / the layer's "
+                                             "mean activation, our convention) or 'raw' (Caffe-unit VGG19 "
+                                             "features, as the TF anchors' slim vgg_19)", choices=FEATURE_UNITS)
     width: float = field(1.0, "decoder hidden-channel multiplier (1 = the real network; tests use 0.125)")
 
 
 def reconstruction_loss(cfg: ReconstructionConfig, images: jax.Array, output: jax.Array,
                         target_feats: dict[str, jax.Array], output_feats: dict[str, jax.Array]):
     """``w_p ||s (I' - I)||^2 + w_f sum_l ||phi_l(I') - phi_l(I)||^2 + w_tv TV_L1(s I')``, s = pixel_scale,
-    with ``phi_l`` the :func:`normalised` features.
+    with ``phi_l`` the :func:`normalised` features, or the raw ones (``feature_units="raw"``).
 
-    (Li et al. 2017 Eq. 1 for WCT; Sheng et al. 2018 / Yao et al. 2019 training losses.)
+    (Li et al. 2017 Eq. 1 for WCT; Sheng et al. 2018 / Yao et al. 2019 training losses.) The units
+    decide the balance: the TF anchors' [0, 255] pixel term against *raw* VGG features (their slim
+    vgg_19 is in our encoder's Caffe units) is of the same order as the perceptual term; against
+    normalised features it is ~1000x larger and the decoder learns a blurred pixel-MSE fit.
     """
     s = cfg.pixel_scale
+    units = normalised if cfg.feature_units == "normalised" else (lambda feats: feats)
     terms = {
         "loss/pixel": cfg.pixel_weight * losses.mse(s * output, s * images),
-        "loss/perceptual": cfg.perceptual_weight * losses.feature_loss(normalised(output_feats),
-                                                                       normalised(target_feats)),
+        "loss/perceptual": cfg.perceptual_weight * losses.feature_loss(units(output_feats), units(target_feats)),
     }
     if cfg.tv_weight:
         terms["loss/tv"] = cfg.tv_weight * losses.tv_l1_loss(s * output)
