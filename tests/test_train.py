@@ -466,6 +466,28 @@ def test_aams_identity_start_makes_the_attention_branch_the_identity(folders):
     assert float(jnp.max(jnp.abs(moved - x))) > 0.1
 
 
+@pytest.mark.parametrize("module_name, units", [("train.wct", "normalised"), ("train.avatar", "raw"),
+                                                 ("train.aams", "raw"), ("train.cbam", "raw")])
+def test_reconstruction_loss_units(module_name, units, folders):
+    """WCT's perceptual term is on normalised features; the TF anchors' (Avatar-Net, AAMS, CBAM) on raw
+    Caffe-unit features against [0, 255] pixels: numpy sums of squared errors, term by term."""
+    from nst_jax import vgg19
+    from train import common
+
+    cfg = _config(importlib.import_module(module_name), folders)
+    assert cfg.feature_units == units
+    rng = np.random.default_rng(0)
+    images, output = (rng.random((2, 8, 8, 3), np.float32) for _ in range(2))
+    feats, out_feats = ({k: rng.random((2, 4, 4, 8), np.float32) * vgg19.MEAN_ACTIVATION[k] for k in ("relu1_1", "relu4_1")}
+                        for _ in range(2))
+    terms = common.reconstruction_loss(cfg, jnp.asarray(images), jnp.asarray(output), feats, out_feats)
+    scale = {k: 1.0 if units == "raw" else vgg19.MEAN_ACTIVATION[k] for k in feats}
+    perceptual = sum(np.mean(((out_feats[k] - feats[k]) / scale[k]).astype(np.float64) ** 2) for k in feats)
+    pixel = np.mean((cfg.pixel_scale * (output - images)).astype(np.float64) ** 2)
+    np.testing.assert_allclose(float(terms["loss/perceptual"]), cfg.perceptual_weight * perceptual, rtol=1e-5)
+    np.testing.assert_allclose(float(terms["loss/pixel"]), cfg.pixel_weight * pixel, rtol=1e-5)
+
+
 def test_least_squares_relu1_1_decoder_recovers_a_known_decoder():
     # Images made by a known relu1_1 decoder from random features: the normal equations, summed over
     # two batches, must give that decoder back (window order = the conv's HWIO layout, reflect border).
