@@ -469,12 +469,17 @@ def test_aams_identity_start_makes_the_attention_branch_the_identity(folders):
 @pytest.mark.parametrize("module_name, units", [("train.wct", "normalised"), ("train.avatar", "raw"),
                                                  ("train.aams", "raw"), ("train.cbam", "raw")])
 def test_reconstruction_loss_units(module_name, units, folders):
-    """WCT's perceptual term is on normalised features; the TF anchors' (Avatar-Net, AAMS, CBAM) on raw
-    Caffe-unit features against [0, 255] pixels: numpy sums of squared errors, term by term."""
+    """WCT's perceptual term is on normalised features; the TF anchors' (Avatar-Net, AAMS, CBAM) paper
+    preset on raw Caffe-unit features against [0, 255] pixels (their cpu preset: normalised): numpy
+    sums of squared errors, term by term."""
     from nst_jax import vgg19
     from train import common
 
-    cfg = _config(importlib.import_module(module_name), folders)
+    module = importlib.import_module(module_name)
+    assert _config(module, folders).feature_units == "normalised"  # the cpu preset
+    content, style = folders
+    cfg = config_lib.make_config(module.Config, "paper", module.METHOD.presets, content=str(content),
+                                 style=str(style), vgg="random")
     assert cfg.feature_units == units
     rng = np.random.default_rng(0)
     images, output = (rng.random((2, 8, 8, 3), np.float32) for _ in range(2))

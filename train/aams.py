@@ -113,7 +113,8 @@ _OPT = dict(lr_decay=0.0, adam_b2=0.99, adam_eps=1.0)  # AAMS: tf.train.AdamOpti
 
 # epsilon=1.0 damps every update whose gradient is below ~1: right for the anchors' summed losses in
 # [0, 255] units over 80k steps, far too slow for a few hundred CPU steps on our normalised losses.
-_CPU_OPT = dict(_OPT, adam_eps=1e-8)
+# Normalised feature units on CPU: at a few hundred steps the raw balance leaves decoders grey.
+_CPU_OPT = dict(_OPT, adam_eps=1e-8, feature_units="normalised")
 
 METHOD = make_method("self", name="aams", description=__doc__, paper=dict(steps=80_000, **_OPT), cpu=_CPU_OPT)
 

@@ -67,7 +67,9 @@ _OPT = dict(lr_decay=0.0, weight_decay=5e-4)
 METHOD = Method(
     name="avatar",
     config=Config,
-    presets={"paper": dict(steps=120_000, **_OPT), "cpu": _OPT},
+    # cpu: normalised feature units -- at a few hundred steps the raw balance (relu4_1's errors ~400x
+    # relu1_1's) leaves the decoder grey (train/ship.py, session 6).
+    presets={"paper": dict(steps=120_000, **_OPT), "cpu": dict(_OPT, feature_units="normalised")},
     sources=lambda cfg: ("content",),
     encoder=lambda cfg: {**common.ENCODER, "layers": list(reversed(LAYERS)), "loss_layers": list(LAYERS)},
     init=init,
