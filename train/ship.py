@@ -70,7 +70,7 @@ RECIPE: list[tuple[str, list[Stage]]] = [
                       ("cbam", ["--depth", "conv4_1", "--steps", "300"], None)]),
     # The shipped avatar.npz was warm-started from wct_relu4_1 before that decoder's stage 1.
     # Session 6 retrained Avatar-Net from today's wct_relu4_1 three ways, none kept (held-out style
-    # ratio on 3 pairs; the shipped file scores 1.34): 400 steps as below, 1.42 (a blurred pixel fit,
+    # ratio on 3 pairs; the shipped file scores 1.34): 400 steps with the flags below, 1.42 (a blurred pixel fit,
     # 15.9 dB); 300 steps with the TF code's raw feature units, grey output; 250 steps with the WCT
     # balance (pixel [0, 1], weight 1, no TV), 1.64 (11.4 dB). A warm start does not carry over: the
     # AdaIN skips replace the plain decoder's channel statistics with VGG's, so the skip decoders
