@@ -189,6 +189,31 @@ def test_skip_decoder_requires_skips_and_accepts_callables():
     assert seen == [(1, 8, 8, 4)] and out.shape == (1, 8, 8, 3)
 
 
+def test_skip_decoder_segments_compose_to_the_whole_decoder():
+    """``start``/``stop`` cut a skip decoder at its skips (teacher-forced training runs the pieces):
+    chaining the segments with AdaIN to the same skip features reproduces the whole decoder, and
+    only skips are valid cut points."""
+    from nst_jax.kernels.adain import adain
+
+    dec = SkipDecoder.avatar_net(width=1 / 8)
+    rng = np.random.default_rng(0)
+    feats = {k: jnp.asarray(rng.random((2, 16 // vgg19.STRIDES[k], 24 // vgg19.STRIDES[k],
+                                        max(1, vgg19.CHANNELS[k] // 8)), np.float32) * vgg19.MEAN_ACTIVATION[k])
+             for k in ("relu1_1", "relu2_1", "relu3_1", "relu4_1")}
+    variables = dec.init(KEY, feats["relu4_1"], feats)
+    whole = dec.apply(variables, feats["relu4_1"], feats)
+    x, start = feats["relu4_1"], None
+    for stop in (*dec.skip_layers, None):
+        h = dec.apply(variables, x, {}, start=start, stop=stop)
+        if stop is not None:  # fuse as the decoder does, in its normalised units, then re-enter in encoder units
+            scale = vgg19.MEAN_ACTIVATION[stop]
+            x, start = adain(h, feats[stop] / scale) * scale, stop
+    np.testing.assert_allclose(np.asarray(h), np.asarray(whole), rtol=1e-4, atol=1e-5)
+    assert h.shape == (2, 16, 24, 3)
+    with pytest.raises(ValueError, match="not a skip"):
+        dec.apply(variables, feats["relu4_1"], feats, stop="relu4_1")
+
+
 def test_decoder_rejects_wrong_channels_and_levels():
     with pytest.raises(ValueError, match="512 channels"):
         AdaINDecoder().init(KEY, jnp.zeros((1, 2, 2, 256)))

@@ -104,12 +104,13 @@ ENTRY_POINTS = [
     ("wct", ["--level", "2", "--width", "0.125"]),
     ("style_swap", ["--width", "0.125"]),
     ("avatar", []),
+    ("avatar", ["--teacher_forcing", "true"]),
     ("aams", []),
     ("cbam", ["--depth", "conv3_1"]),
 ]
 
 
-@pytest.mark.parametrize("name,extra", ENTRY_POINTS, ids=[e[0] for e in ENTRY_POINTS])
+@pytest.mark.parametrize("name,extra", ENTRY_POINTS, ids=[e[0] + "".join(e[1][:1]) for e in ENTRY_POINTS])
 def test_entry_point_trains_and_exports(name, extra, folders, tmp_path, capsys):
     module = importlib.import_module(f"train.{name}")
     export = tmp_path / f"{name}.npz"
@@ -118,6 +119,7 @@ def test_entry_point_trains_and_exports(name, extra, folders, tmp_path, capsys):
     assert rc == 0
     rows = [json.loads(line) for line in (tmp_path / "run" / "metrics.jsonl").read_text().splitlines()]
     assert rows[-1]["step"] == 3 and np.isfinite(rows[-1]["loss"]) and rows[-1]["loss"] > 0
+    assert ("loss/segments" in rows[-1]) == ("--teacher_forcing" in extra)  # skip decoders' first stage
     assert (tmp_path / "run" / "loss.png").stat().st_size > 1000
     params, card = params_io.load(export)
     assert set(params) == set(card["modules"])  # every exported tree is described in the card
@@ -491,6 +493,81 @@ def test_reconstruction_loss_units(module_name, units, folders):
     pixel = np.mean((cfg.pixel_scale * (output - images)).astype(np.float64) ** 2)
     np.testing.assert_allclose(float(terms["loss/perceptual"]), cfg.perceptual_weight * perceptual, rtol=1e-5)
     np.testing.assert_allclose(float(terms["loss/pixel"]), cfg.pixel_weight * pixel, rtol=1e-5)
+
+
+@pytest.mark.parametrize("module_name, depth", [("train.avatar", "relu4_1"), ("train.cbam", "relu3_1")])
+def test_teacher_forced_segment_terms_against_numpy(module_name, depth, folders):
+    """The skip decoders' teacher-forced stage: every segment is fed the encoder's own features and
+    scored by AdaIN-then-MSE against the next skip's (float64 numpy), the last one by the pixel
+    term; each decoder parameter gets a gradient, the attention module none."""
+    from nst_jax import vgg19
+    from nst_jax.modules.decoders import SkipDecoder
+    from train import common
+
+    module = importlib.import_module(module_name)
+    cfg = dataclasses.replace(_config(module, folders), teacher_forcing=True,
+                              **({} if depth == "relu4_1" else {"depth": "conv3_1"}))
+    vgg = trainer.load_vgg("random", depth)
+    rng = np.random.default_rng(0)
+    images = jnp.asarray(rng.random((2, 16, 24, 3), np.float32))
+    layers = common.relu_x1(depth)
+    feats = common.encode(vgg, images, layers)
+    params = module.METHOD.init(cfg, jax.random.key(0))
+    total, terms = module.METHOD.loss(cfg, params, vgg, {"content": images}, None)
+
+    tree = params.get("decoder") or params["autoencoder"]["decoder"]
+    decoder = module.decoder(cfg) if module_name == "train.avatar" else SkipDecoder.aams(depth)
+
+    def np_adain_mse(h, target):
+        h, t = np.asarray(h, np.float64), np.asarray(target, np.float64)
+        mh, mt = h.mean((1, 2), keepdims=True), t.mean((1, 2), keepdims=True)
+        sh, st = np.sqrt(h.var((1, 2), keepdims=True) + 1e-5), np.sqrt(t.var((1, 2), keepdims=True) + 1e-5)
+        return np.mean((st * (h - mh) / sh + mt - t) ** 2)
+
+    expected, start = 0.0, None
+    for stop in decoder.skip_layers:
+        h = decoder.apply({"params": tree}, feats[start or depth], {}, start=start, stop=stop)
+        expected += np_adain_mse(h, feats[stop] / vgg19.MEAN_ACTIVATION[stop])
+        start = stop
+    rgb = decoder.apply({"params": tree}, feats["relu1_1"], {}, start="relu1_1")
+    pixel = cfg.pixel_weight * np.mean((cfg.pixel_scale * (np.asarray(rgb, np.float64) - np.asarray(images))) ** 2)
+    np.testing.assert_allclose(float(terms["loss/segments"]), expected, rtol=1e-4)
+    np.testing.assert_allclose(float(terms["loss/pixel"]), pixel, rtol=1e-4)
+    np.testing.assert_allclose(float(total), expected + pixel, rtol=1e-4)
+
+    grads = jax.grad(lambda p: module.METHOD.loss(cfg, p, vgg, {"content": images}, None)[0])(params)
+    moved = {jax.tree_util.keystr(k): bool(jnp.any(g != 0)) for k, g in jax.tree_util.tree_flatten_with_path(grads)[0]}
+    assert all(v for k, v in moved.items() if "attention" not in k)
+    assert not any(v for k, v in moved.items() if "attention" in k)
+
+
+def test_avatar_head_starts_as_the_least_squares_relu1_1_decoder(folders):
+    """``--head_lstsq_crops``: Avatar-Net's last segment (dec1_1 + ReLU + 7x7 head) becomes exactly
+    the least-squares one-conv relu1_1 decoder of train.wct (identity, then the 3x3 kernel in the
+    centre of the 7x7 one, same reflect padding); the other parameters are untouched."""
+    from nst_jax.modules.decoders import WCTDecoder
+    from train import avatar, common, wct
+
+    cfg = dataclasses.replace(_config(avatar, folders), head_lstsq_crops=4, teacher_forcing=True)
+    vgg = trainer.load_vgg("random", "relu4_1")
+    rng = np.random.default_rng(0)
+    crops = rng.integers(0, 256, (2, 16, 24, 3), dtype=np.uint8)
+
+    class Loader:  # the trainer's loader interface the hook uses: batch(step) -> {"content": uint8}
+        def batch(self, step):
+            return {"content": crops}
+
+    params = avatar.METHOD.init(cfg, jax.random.key(0))
+    fitted = avatar.fit(cfg, params, vgg, Loader())
+    feats = common.encode(vgg, jnp.asarray(crops, jnp.float32) / 255.0, ["relu1_1"])["relu1_1"]
+    stats = wct.least_squares_decoder(np.asarray(feats), crops / 255.0)
+    reference = WCTDecoder(level=1).apply({"params": {"dec1_1": wct.solve_decoder(stats["gram"], stats["cross"])}}, feats)
+    segment = avatar.decoder(cfg).apply({"params": fitted["decoder"]}, feats, {}, start="relu1_1")
+    np.testing.assert_allclose(np.asarray(segment), np.asarray(reference), atol=2e-5)
+    assert float(jnp.mean(jnp.abs(segment - crops / 255.0))) < 0.2  # a fit, not a constant
+    untouched = {k: v for k, v in params["decoder"].items() if k not in ("dec1_1", "head")}
+    assert all(_same(untouched[k], fitted["decoder"][k]) for k in untouched)
+    assert avatar.fit(dataclasses.replace(cfg, head_lstsq_crops=0), params, vgg, Loader()) is params
 
 
 def test_least_squares_relu1_1_decoder_recovers_a_known_decoder():

@@ -13,6 +13,9 @@ re-coloured with the input's own mean/std and decoded with AdaIN skips from the 
 ``|| A ||_1`` as the mean absolute attention feature map).
 Optimiser: Adam lr 1e-4 (no decay), beta2 0.99, **epsilon 1.0**, batch 8, 80k steps.
 The CBAM variant (seed 000) is ``python -m train.cbam``; it shares this spec.
+``--teacher_forcing true`` (not in the papers; the shipped checkpoints' CPU recipe) trains only the
+decoder, segment by segment between its skips on the encoder's own features
+(:func:`train.common.segment_terms`).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ DEPTHS = {"conv3_1": "relu3_1", "conv4_1": "relu4_1", "conv5_1": "relu5_1"}  # s
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(common.ReconstructionConfig):
+class Config(common.SkipReconstructionConfig):
     pixel_weight: float = field(10.0, "weight of the pixel MSE (AAMS code: 10)")
     perceptual_weight: float = field(1.0, "weight of the perceptual MSE over relu1_1..depth (1)")
     tv_weight: float = field(10.0, "weight of the L1 total variation (10)")
@@ -88,6 +91,12 @@ def make_method(kind: str, *, name: str, description: str, paper: dict, cpu: dic
         images = batch["content"]
         layers = common.relu_x1(layer(cfg))
         feats = common.encode(vgg, images, layers)
+        if cfg.teacher_forcing:  # the decoder alone (the attention module waits for the next stage)
+            def decode(x, skips, **segment):
+                return model(cfg).apply({"params": params["autoencoder"]}, x, skips, **segment, method="decode")
+
+            terms = common.segment_terms(cfg, decode, layer(cfg), layers[-2::-1], images, feats)
+            return sum(terms.values()), terms
         out, attended = model(cfg).apply({"params": params["autoencoder"]}, feats)
         terms = common.reconstruction_loss(cfg, images, out, feats, common.encode(vgg, out, layers))
         terms["loss/attention"] = cfg.attention_weight * jnp.mean(jnp.abs(attended.attention))

@@ -10,14 +10,21 @@ time). Loss of the official TF code::
 with images in [0, 255] as in the TF code (``--pixel_scale 255``) and ``phi`` its slim vgg_19, which
 is our encoder in Caffe units (``--feature_units raw``), L2 weight decay 5e-4 on the convolution
 kernels, Adam 1e-4 without decay, batch 8, 120k steps.
+
+``--teacher_forcing true`` (not in the paper; the shipped checkpoint's CPU recipe) trains the decoder
+segment by segment between its skips on the encoder's own features instead
+(:func:`train.common.segment_terms`).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import sys
 
 import jax
+import jax.numpy as jnp
+import numpy as np
 
 from nst_jax.modules.decoders import SkipDecoder
 from train import common
@@ -28,7 +35,7 @@ LAYERS = common.relu_x1("relu4_1")
 
 
 @dataclasses.dataclass(frozen=True)
-class Config(common.ReconstructionConfig):
+class Config(common.SkipReconstructionConfig):
     pixel_weight: float = field(10.0, "weight of the pixel MSE (Avatar-Net code: 10)")
     perceptual_weight: float = field(1.0, "weight of the perceptual MSE over relu1_1..relu4_1 (1)")
     tv_weight: float = field(10.0, "weight of the L1 total variation (10)")
@@ -37,11 +44,15 @@ class Config(common.ReconstructionConfig):
                                       "code's slim vgg_19 (its balance with the [0, 255] pixel term), or "
                                       "'normalised'", choices=common.FEATURE_UNITS)
     width: float = field(1.0, "must stay 1: the AdaIN skips take the real VGG features")
+    head_lstsq_crops: int = field(0, "start dec1_1 as the identity and the 7x7 RGB head as the closed-form "
+                                     "least-squares relu1_1 decoder over this many crops (0 = keep)")
 
     def validate(self) -> None:
         super().validate()
         if self.width != 1.0:
             raise ValueError("width must be 1 for Avatar-Net (its AdaIN skips take the VGG features directly)")
+        if self.head_lstsq_crops < 0:
+            raise ValueError(f"head_lstsq_crops must be >= 0, got {self.head_lstsq_crops}")
 
 
 def decoder(cfg: Config) -> SkipDecoder:
@@ -57,9 +68,43 @@ def loss(cfg: Config, params, vgg, batch, key):
     del key
     images = batch["content"]
     feats = common.encode(vgg, images, LAYERS)
-    out = decoder(cfg).apply({"params": params["decoder"]}, feats["relu4_1"], feats)  # own skips
+
+    def decode(x, skips, **segment):
+        return decoder(cfg).apply({"params": params["decoder"]}, x, skips, **segment)
+
+    if cfg.teacher_forcing:
+        terms = common.segment_terms(cfg, decode, "relu4_1", decoder(cfg).skip_layers, images, feats)
+        return sum(terms.values()), terms
+    out = decode(feats["relu4_1"], feats)  # own skips
     terms = common.reconstruction_loss(cfg, images, out, feats, common.encode(vgg, out, LAYERS))
     return sum(terms.values()), terms
+
+
+def fit(cfg: Config, params, vgg, loader):
+    """Trainer hook (``--head_lstsq_crops N``): the last segment (relu1_1 -> ``dec1_1`` 64->64 + ReLU
+    -> 7x7 ``head``) starts as the identity followed by the least-squares relu1_1 decoder of
+    :func:`train.wct.least_squares_decoder` in the centre of the 7x7 kernel (with reflect padding
+    the same map as its 3x3 form). The relu1_1 features are non-negative, so the ReLU passes them."""
+    if not cfg.head_lstsq_crops:
+        return params
+    from train import wct  # pylint: disable=import-outside-toplevel
+
+    encode = jax.jit(lambda v, x: common.encode(v, x.astype(jnp.float32) / 255.0, ["relu1_1"])["relu1_1"])
+    stats = None
+    for step in range(math.ceil(cfg.head_lstsq_crops / cfg.batch_size)):
+        images = loader.batch(step)["content"]
+        part = wct.least_squares_decoder(np.asarray(encode(vgg, images)), images / 255.0)
+        stats = part if stats is None else {k: stats[k] + part[k] for k in stats}
+    head = wct.solve_decoder(stats["gram"], stats["cross"])
+    channels = head["kernel"].shape[2]
+    identity = np.zeros((3, 3, channels, channels), np.float32)
+    identity[1, 1] = np.eye(channels, dtype=np.float32)
+    kernel = np.zeros((7, 7, channels, 3), np.float32)
+    kernel[2:5, 2:5] = head["kernel"]
+    dec = dict(params["decoder"])
+    dec["dec1_1"] = {"kernel": identity, "bias": np.zeros(channels, np.float32)}
+    dec["head"] = {"kernel": kernel, "bias": head["bias"]}
+    return {**params, "decoder": dec}
 
 
 _OPT = dict(lr_decay=0.0, weight_decay=5e-4)
@@ -77,6 +122,7 @@ METHOD = Method(
     modules=lambda cfg: {"decoder": common.module_entry(SkipDecoder, layer="relu4_1", padding="reflect",
                                                         head_kernel=7, width=cfg.width)},
     description=__doc__,
+    fit=fit,
 )
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from nst_jax import losses, vgg19
+from nst_jax.kernels.adain import adain
 from train.config import TrainConfig, field
 
 # DESIGN §3: feed-forward methods use reflect padding + max pooling (AdaIN/SANet family). Recorded in
@@ -82,4 +83,46 @@ def reconstruction_loss(cfg: ReconstructionConfig, images: jax.Array, output: ja
     }
     if cfg.tv_weight:
         terms["loss/tv"] = cfg.tv_weight * losses.tv_l1_loss(s * output)
+    return terms
+
+
+@dataclasses.dataclass(frozen=True)
+class SkipReconstructionConfig(ReconstructionConfig):
+    """Reconstruction training of the decoders with AdaIN skips (Avatar-Net, AAMS, CBAM)."""
+
+    teacher_forcing: bool = field(False, "train the decoder segment by segment between its skips on the "
+                                         "encoder's own features (segment_terms; not in the papers: a "
+                                         "CPU-budget first stage)")
+
+
+def segment_terms(cfg: SkipReconstructionConfig, decode, input_layer: str, skip_layers: Sequence[str],
+                  images: jax.Array, feats: dict[str, jax.Array]) -> dict[str, jax.Array]:
+    """Teacher-forced reconstruction of a skip decoder, one segment between skips at a time.
+
+    A skip decoder from ``relu{b}_1`` is a chain of segments separated by its AdaIN skips
+    (``relu{b-1}_1 .. relu1_1``). Each segment gets the encoder's own features of its entry layer
+    (the input, or what a perfect fusion at its entry skip would produce) and must predict the next
+    layer's features up to per-channel statistics, which the skip then replaces::
+
+        L = sum_k || AdaIN(h_k, phi_k) - phi_k ||^2  +  w_p || s (D_1(phi_1) - I) ||^2
+
+    ``h_k`` = the segment's activations before skip ``k``, ``phi_k`` = normalised ``relu{k}_1`` of
+    the input, ``D_1`` = the last segment (relu1_1 -> RGB). Segments share no parameters, so each
+    term trains its own segment. Why (not in Avatar-Net/AAMS, which reach this over 80k-120k steps of
+    end-to-end reconstruction): the skips overwrite the decoder's channel statistics with VGG's, which
+    carries information only where the decoder's channels are VGG-like; end-to-end training from any
+    warm start stayed unrecognisable within a CPU budget (train/ship.py). After this stage a decoder's
+    skips are a multi-level AdaIN at transfer time; an end-to-end stage with the paper's loss follows.
+    """
+    starts, stops = (None, *skip_layers), (*skip_layers, None)
+    feature = 0.0
+    terms = {}
+    for start, stop in zip(starts, stops):
+        h = decode(feats[start or input_layer], {}, start=start, stop=stop)
+        if stop is None:
+            terms["loss/pixel"] = cfg.pixel_weight * losses.mse(cfg.pixel_scale * h, cfg.pixel_scale * images)
+        else:
+            target = feats[stop] / vgg19.MEAN_ACTIVATION[stop]
+            feature = feature + losses.mse(adain(h, target), target)
+    terms["loss/segments"] = feature
     return terms

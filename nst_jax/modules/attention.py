@@ -224,8 +224,9 @@ class AttentionAutoencoder(nn.Module):
     def attend(self, x: Array) -> AttentionOutput:
         return self.attention(x)
 
-    def decode(self, x: Array, skips: Mapping[str, Any]) -> Array:
-        return self.decoder(x, skips)
+    def decode(self, x: Array, skips: Mapping[str, Any], **segment: str | None) -> Array:
+        """The decoder alone (``segment``: ``start`` / ``stop`` of :class:`SkipDecoder`)."""
+        return self.decoder(x, skips, **segment)
 
     def __call__(self, feats: Mapping[str, Array]) -> tuple[Array, AttentionOutput]:
         missing = [layer for layer in self.input_layers if layer not in feats]

@@ -179,7 +179,8 @@ class _MirrorDecoder(nn.Module):
         return c if c == 3 else max(1, int(round(c * self.width)))
 
     @nn.compact
-    def __call__(self, x: Array, skips: Mapping[str, Skip] | None = None) -> Array:
+    def __call__(self, x: Array, skips: Mapping[str, Skip] | None = None, *, start: str | None = None,
+                 stop: str | None = None) -> Array:
         """Decode NHWC features of ``input_layer`` to RGB.
 
         Args:
@@ -188,20 +189,33 @@ class _MirrorDecoder(nn.Module):
             activations to those features' per-channel mean/std; any spatial size, e.g. the style's
             relu3_1) or ``{layer: fn}`` with ``fn(activations) -> activations`` for custom fusion
             (multi-style blends, masks). During reconstruction training pass the input's own features.
+          start, stop: run one segment between skips (teacher-forced training of skip decoders,
+            ``train.common.segment_terms``): ``start`` (a skip layer) makes ``x`` that layer's encoder
+            features standing in for the activations right after its fusion; ``stop`` (a skip layer)
+            returns the activations right before its fusion, in the decoder's normalised units.
 
         Returns:
-          (N, h * s, w * s, 3) RGB, s = :attr:`upsampling`; values around [0, 1], not clamped.
+          (N, h * s, w * s, 3) RGB, s = :attr:`upsampling`; values around [0, 1], not clamped. With
+          ``stop``: the activations before that skip.
         """
         if self.norm not in NORMS:
             raise ValueError(f"norm must be one of {NORMS}, got {self.norm!r}")
         spec = self.spec
+        bounds = [s.layer for s in spec if isinstance(s, SkipStep)]
+        for name, layer in (("start", start), ("stop", stop)):
+            if layer is not None and layer not in bounds:
+                raise ValueError(f"{name}={layer!r} is not a skip of {type(self).__name__} (skips: {bounds})")
+        if start is not None:
+            spec = spec[spec.index(SkipStep(start)) + 1:]
+        if stop is not None:
+            spec = spec[: spec.index(SkipStep(stop))]
         first = spec[0]
         if self.width == 1.0 and x.shape[-1] != first.cin:
             raise ValueError(
-                f"{type(self).__name__} expects {self.input_layer} features with {first.cin} channels, "
-                f"got shape {x.shape}"
+                f"{type(self).__name__} expects {start or self.input_layer} features with {first.cin} "
+                f"channels, got shape {x.shape}"
             )
-        missing = [layer for layer in self.skip_layers if skips is None or layer not in skips]
+        missing = [s.layer for s in spec if isinstance(s, SkipStep) and (skips is None or s.layer not in skips)]
         if missing:
             raise ValueError(
                 f"{type(self).__name__} needs skip features for {missing} (pass skips={{layer: features}})"
@@ -209,7 +223,7 @@ class _MirrorDecoder(nn.Module):
         # Hidden activations live in normalised units (VGG features / vgg19.MEAN_ACTIVATION, ~1), as
         # the papers' decoders saw the normalised VGG19; Caffe-scale features (~440 at relu4_1) would
         # make a freshly initialised decoder output values in the hundreds.
-        x = x.astype(self.dtype) / vgg19.MEAN_ACTIVATION[self.input_layer]
+        x = x.astype(self.dtype) / vgg19.MEAN_ACTIVATION[start or self.input_layer]
         for step in spec:
             if isinstance(step, UpStep):
                 x = upsample2x(x)
