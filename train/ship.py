@@ -70,7 +70,9 @@ RECIPE: list[tuple[str, list[Stage]]] = [
     # relu{k+1}_1 to relu{k}_1 on the encoder's own features, so at transfer time the style's skips
     # act on VGG-like activations (a multi-level AdaIN). End-to-end reconstruction from any warm start
     # left them unrecognisable within this budget (held-out style ratios 1.17-1.64: Avatar-Net
-    # 1.34, AAMS 1.27, CBAM 1.25 / 1.17 / 1.47, and session 6's three Avatar-Net retrainings), and a
+    # 1.34, AAMS 1.27, CBAM 1.25 / 1.17 / 1.47, and session 6's three Avatar-Net retrainings; in
+    # session 7, 150 end-to-end steps with a deep-supervision term at the skips, 1.61 / 1.63, or with
+    # AdaIN's loss on decoded transfers added, CBAM conv4_1 1.50, fared no better), and a
     # further 100 end-to-end steps of the cpu preset's pixel-dominated loss after this stage undid
     # the stylization (CBAM conv4_1: held-out style ratio 0.77 -> 1.11). The relu5_1 decoder holds
     # every segment, so it is trained first (its linear RGB head from the least-squares relu1_1
