@@ -19,11 +19,9 @@ segment by segment between its skips on the encoder's own features instead
 from __future__ import annotations
 
 import dataclasses
-import math
 import sys
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from nst_jax.modules.decoders import SkipDecoder
@@ -89,13 +87,7 @@ def fit(cfg: Config, params, vgg, loader):
         return params
     from train import wct  # pylint: disable=import-outside-toplevel
 
-    encode = jax.jit(lambda v, x: common.encode(v, x.astype(jnp.float32) / 255.0, ["relu1_1"])["relu1_1"])
-    stats = None
-    for step in range(math.ceil(cfg.head_lstsq_crops / cfg.batch_size)):
-        images = loader.batch(step)["content"]
-        part = wct.least_squares_decoder(np.asarray(encode(vgg, images)), images / 255.0)
-        stats = part if stats is None else {k: stats[k] + part[k] for k in stats}
-    head = wct.solve_decoder(stats["gram"], stats["cross"])
+    head = wct.fit_relu1_1_decoder(vgg, loader, cfg.head_lstsq_crops, cfg.batch_size)
     channels = head["kernel"].shape[2]
     identity = np.zeros((3, 3, channels, channels), np.float32)
     identity[1, 1] = np.eye(channels, dtype=np.float32)

@@ -99,18 +99,24 @@ def solve_decoder(gram: np.ndarray, cross: np.ndarray, *, ridge: float = 1e-6) -
     return {"kernel": sol[:-1].reshape(3, 3, -1, 3).astype(np.float32), "bias": sol[-1].astype(np.float32)}
 
 
+def fit_relu1_1_decoder(vgg, loader, crops: int, batch_size: int) -> dict[str, np.ndarray]:
+    """The least-squares relu1_1 decoder over the first ``crops`` training crops (``ceil(crops /
+    batch_size)`` of ``loader``'s batches): shared by ``--lstsq_crops`` and Avatar-Net's head start."""
+    encode = jax.jit(lambda v, x: common.encode(v, x.astype(jnp.float32) / 255.0, ["relu1_1"])["relu1_1"])
+    stats = None
+    for step in range(math.ceil(crops / batch_size)):
+        images = loader.batch(step)["content"]
+        part = least_squares_decoder(np.asarray(encode(vgg, images)), images / 255.0)
+        stats = part if stats is None else {k: stats[k] + part[k] for k in stats}
+    return solve_decoder(stats["gram"], stats["cross"])
+
+
 def fit(cfg: Config, params, vgg, loader):
     """Trainer hook: the closed-form start of the relu1_1 decoder (``--lstsq_crops``)."""
     if not cfg.lstsq_crops:
         return params
-    encode = jax.jit(lambda v, x: common.encode(v, x.astype(jnp.float32) / 255.0, ["relu1_1"])["relu1_1"])
-    stats = None
-    for step in range(math.ceil(cfg.lstsq_crops / cfg.batch_size)):
-        images = loader.batch(step)["content"]
-        part = least_squares_decoder(np.asarray(encode(vgg, images)), images / 255.0)
-        stats = part if stats is None else {k: stats[k] + part[k] for k in stats}
     params = jax.tree_util.tree_map(lambda a: a, params)
-    params["decoder"]["dec1_1"] = solve_decoder(stats["gram"], stats["cross"])
+    params["decoder"]["dec1_1"] = fit_relu1_1_decoder(vgg, loader, cfg.lstsq_crops, cfg.batch_size)
     return params
 
 
