@@ -18,6 +18,8 @@ The checkpoints' training budget (from their cards) is listed beside the papers'
 
     python benchmarks/quality.py                         # 6 pairs at 256 px, Gatys 100 steps
     python benchmarks/quality.py --pairs 2 --size 128 --methods adain sanet --gatys-steps 0
+    python benchmarks/quality.py --methods avatar --gatys-steps 0 --reconstruction avatar \
+        --checkpoint avatar=runs/avatar_candidate.npz --out runs/quality_candidate   # before shipping it
 """
 
 from __future__ import annotations
@@ -65,9 +67,9 @@ def budget(card: dict, stages: list[dict] | None = None) -> str:
     return f"{steps} @ {card['image_size']['crop']} px (CPU, {minutes:.0f} min)"
 
 
-def reconstructor(name: str, vgg):
+def reconstructor(name: str, vgg, path: str | None = None):
     """``image -> image``: decode an image's own features with checkpoint ``name``'s module (rebuilt
-    from its card; loaded once, jitted once per image size)."""
+    from its card; loaded once, jitted once per image size); ``path`` replaces the shipped file."""
     import jax  # pylint: disable=import-outside-toplevel
     import jax.numpy as jnp  # pylint: disable=import-outside-toplevel
 
@@ -75,7 +77,7 @@ def reconstructor(name: str, vgg):
     from nst_jax.methods.common import ENCODER, encode  # pylint: disable=import-outside-toplevel
     from nst_jax.modules.attention import AttentionAutoencoder  # pylint: disable=import-outside-toplevel
 
-    params, card = checkpoints.load(name, encoder=ENCODER)
+    params, card = checkpoints.load(name, path=path, encoder=ENCODER)
     (tree_name, entry), = card["modules"].items()
     module_path, _, cls_name = entry["class"].rpartition(".")
     module = getattr(importlib.import_module(module_path), cls_name)(**entry["kwargs"])
@@ -98,6 +100,24 @@ def psnr_ssim(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(dm_pix.psnr(a, b)), float(dm_pix.ssim(a, b))
 
 
+def parse_overrides(parser: argparse.ArgumentParser, specs: list[str]) -> dict[str, str]:
+    """``["NAME=FILE", ...]`` -> ``{NAME: FILE}``; unknown names and missing files are usage errors."""
+    from nst_jax.methods import FEEDFORWARD  # pylint: disable=import-outside-toplevel
+
+    known = {ck for spec in FEEDFORWARD.values() for ck in spec.checkpoints}
+    overrides = {}
+    for spec in specs:
+        name, sep, file = spec.partition("=")
+        if not sep or not file:
+            parser.error(f"--checkpoint takes NAME=FILE, got {spec!r}")
+        if name not in known:
+            parser.error(f"--checkpoint: no checkpoint named {name!r}; known: {', '.join(sorted(known))}")
+        if not Path(file).is_file():
+            parser.error(f"--checkpoint {name}: no file {file}")
+        overrides[name] = file
+    return overrides
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", default=str(SHARED), help="folder with content/ and style/")
@@ -108,8 +128,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--photos", type=int, default=0, help="held-out photos for reconstruction (0: all)")
     parser.add_argument("--reconstruction", nargs="*", default=list(RECONSTRUCTION), metavar="NAME",
                         help="checkpoints whose reconstruction is measured (default: every shipped one)")
+    parser.add_argument("--checkpoint", action="append", default=[], metavar="NAME=FILE",
+                        help="score FILE (e.g. a --export of train/) in place of the shipped checkpoint NAME; "
+                             "repeatable")
     parser.add_argument("--out", default="benchmarks/results/quality", help="output folder")
     args = parser.parse_args(argv)
+    overrides = parse_overrides(parser, args.checkpoint)
 
     from tqdm import tqdm  # pylint: disable=import-outside-toplevel
 
@@ -130,7 +154,8 @@ def main(argv: list[str] | None = None) -> int:
     params = {}
     for m in methods:
         try:
-            params[m] = METHODS[m].load_params()
+            params[m] = METHODS[m].load_params(
+                paths={ck: f for ck, f in overrides.items() if m in FEEDFORWARD and ck in FEEDFORWARD[m].checkpoints})
         except CheckpointError as err:
             print(f"skipping {m}: {str(err).splitlines()[0]}", file=sys.stderr)
     if args.gatys_steps > 0 and (args.methods is None or "gatys" in args.methods):
@@ -161,7 +186,9 @@ def main(argv: list[str] | None = None) -> int:
         checkpoints = FEEDFORWARD[m].checkpoints if m in FEEDFORWARD else ()
         # Every checkpoint a method loads (WCT: its five decoders), each with its recipe stages.
         ours = "; ".join((f"{ck}: " if len(checkpoints) > 1 else "")
-                         + budget(load_checkpoint(ck)[1], shipped.get(ck, {}).get("stages")) for ck in checkpoints)
+                         + budget(load_checkpoint(ck, path=overrides.get(ck))[1],
+                                  None if ck in overrides else shipped.get(ck, {}).get("stages"))
+                         for ck in checkpoints)
         family = m.split("_")[0] if m.startswith(("cbam", "wct")) else m
         rows.append({"method": m, **metrics.median_fidelity(scores[m]), "time_s": float(np.median(times[m][1:] or times[m])),
                      "ours": ours or ("%d steps" % args.gatys_steps if m == "gatys" else "-"),
@@ -173,7 +200,7 @@ def main(argv: list[str] | None = None) -> int:
     photos = sorted((images / "content").glob("*.jpg"))[: args.photos or None]
     for name in args.reconstruction:
         try:
-            reconstruct = reconstructor(name, vgg)
+            reconstruct = reconstructor(name, vgg, overrides.get(name))
         except CheckpointError:
             continue
         values = []

@@ -15,7 +15,7 @@ import jax
 import numpy as np
 import pytest
 
-from nst_jax import checkpoints
+from nst_jax import checkpoints, params_io
 from nst_jax.methods import FEEDFORWARD
 from nst_jax.methods.common import ENCODER
 from nst_jax.stylize import stylize
@@ -89,3 +89,27 @@ def test_quality_benchmark_runs_and_reports(tmp_path):
                       (image_at(p, 64) for p in sorted((SHARED / "content").glob("*.jpg"))[:2])])
     assert recon["wct_relu1_1"]["psnr_db"] > grey + 0.5 and 0 < recon["wct_relu1_1"]["ssim"] <= 1
     assert (tmp_path / "contact_sheet.png").stat().st_size > 1000 and "| adain |" in (tmp_path / "quality.md").read_text()
+
+
+def test_quality_benchmark_scores_a_candidate_in_place_of_the_shipped_checkpoint(tmp_path):
+    """``--checkpoint NAME=FILE`` really swaps the file: a relu1_1 decoder that outputs flat grey scores
+    the grey image's PSNR; unknown names and missing files are usage errors."""
+    from benchmarks import quality
+
+    tree, card = params_io.load(WEIGHTS / "wct_relu1_1.npz")
+    tree = params_io.dequantize(tree)
+    head = tree["decoder"]["dec1_1"]
+    tree["decoder"]["dec1_1"] = {"kernel": np.zeros_like(head["kernel"]), "bias": np.full_like(head["bias"], 0.5)}
+    card.pop("digest")
+    flat = params_io.save(tmp_path / "flat.npz", tree, card)
+    rc = quality.main(["--pairs", "1", "--size", "64", "--methods", "adain", "--gatys-steps", "0", "--photos", "2",
+                       "--reconstruction", "wct_relu1_1", "--checkpoint", f"wct_relu1_1={flat}",
+                       "--out", str(tmp_path / "q")])
+    assert rc == 0
+    (recon,) = json.loads((tmp_path / "q" / "quality.json").read_text())["reconstruction"]
+    grey = np.median([quality.psnr_ssim(np.full_like(img, 0.5), img)[0] for img in
+                      (image_at(p, 64) for p in sorted((SHARED / "content").glob("*.jpg"))[:2])])
+    assert recon["psnr_db"] == pytest.approx(grey, abs=0.05)
+    for bad in ("nope=x.npz", f"wct_relu1_1={tmp_path / 'missing.npz'}", "wct_relu1_1"):
+        with pytest.raises(SystemExit):
+            quality.main(["--checkpoint", bad, "--out", str(tmp_path / "q")])

@@ -155,6 +155,26 @@ def test_loss_decreases_on_a_fixed_batch(folders):
     assert np.mean(losses[-3:]) < 0.8 * losses[0], losses
 
 
+def test_frozen_parameters_keep_their_values_and_a_bad_pattern_is_an_error():
+    from train import adain  # pylint: disable=import-outside-toplevel
+
+    params = {"autoencoder": {"decoder": {"dec1_1": {"kernel": np.ones((3, 3)), "bias": np.ones(3)},
+                                          "dec1_2": {"kernel": np.ones((3, 3))}}},
+              "decoder": {"head": {"kernel": np.ones(4)}, "dec1": {"kernel": np.ones(2)}}}
+    grads = jax.tree.map(np.ones_like, params)
+    cfg = config_lib.make_config(adain.Config, "cpu", frozen="decoder/dec1_1, head")
+    tx = trainer.make_optimizer(cfg)
+    updates, _ = tx.update(grads, tx.init(params), params)
+    moved = jax.tree.map(lambda u: bool(np.any(np.asarray(u) != 0)), updates)
+    # Whole path components, in a row: "decoder/dec1_1" freezes both leaves of dec1_1, not dec1 or dec1_2.
+    assert moved == {"autoencoder": {"decoder": {"dec1_1": {"kernel": False, "bias": False},
+                                                 "dec1_2": {"kernel": True}}},
+                     "decoder": {"head": {"kernel": False}, "dec1": {"kernel": True}}}
+    with pytest.raises(ValueError, match="matches no parameter.*autoencoder/decoder/dec1_1"):
+        bad = trainer.make_optimizer(config_lib.make_config(adain.Config, "cpu", frozen="decoder/dec9_9"))
+        bad.init(params)
+
+
 # --------------------------------------------------------------------------------------------------
 # Multi-device: 4 fake CPU devices (device count is fixed at JAX init -> subprocess)
 # --------------------------------------------------------------------------------------------------

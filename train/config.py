@@ -58,6 +58,9 @@ class TrainConfig:
     adam_b2: float = field(0.999, "Adam beta2")
     adam_eps: float = field(1e-8, "Adam epsilon")
     weight_decay: float = field(0.0, "L2 weight decay on convolution kernels (added to the gradient)")
+    frozen: str = field("", "parameters kept at their initial (or --init) values: comma-separated '/'-paths, "
+                            "each freezing every parameter whose path contains those names in a row, "
+                            "e.g. decoder/dec1_1,decoder/head")
     seed: int = field(0, "seed of the data order, crops, flips and parameter init")
     init: str = field("", "warm start: copy the parameters whose names and shapes match from an exported "
                           "checkpoint (.npz), e.g. the AdaIN decoder into SANet's or a WCT decoder")

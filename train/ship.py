@@ -38,6 +38,7 @@ WEIGHTS = REPO / "weights"
 # previous stage's export of the same name (its own work directory, runs/<name>.<k>).
 Stage = tuple[str, list[str], str | None]
 _SEGMENTS = ["--teacher_forcing", "true", "--batch_size", "8", "--lr", "1e-3"]  # skip decoders, see below
+_LSTSQ_HEAD = ["--frozen", "decoder/dec1_1"]  # AAMS/CBAM's linear RGB head, from wct_relu1_1, see below
 RECIPE: list[tuple[str, list[Stage]]] = [
     ("adain", [("adain", ["--steps", "800"], None)]),
     # 3 decodes per pair: batch 2; identity-initialised transform (train.sanet.identity_start). Stage 1:
@@ -77,15 +78,20 @@ RECIPE: list[tuple[str, list[Stage]]] = [
     # the stylization (CBAM conv4_1: held-out style ratio 0.77 -> 1.11). The relu5_1 decoder holds
     # every segment, so it is trained first (its linear RGB head from the least-squares relu1_1
     # decoder) and seeds the others; their attention modules keep their initial state (AAMS: the
-    # identity, train.aams.identity_start).
-    ("cbam_conv5_1", [("cbam", ["--depth", "conv5_1", *_SEGMENTS, "--steps", "250"], "wct_relu1_1")]),
-    ("cbam_conv4_1", [("cbam", ["--depth", "conv4_1", *_SEGMENTS, "--steps", "50"], "cbam_conv5_1")]),
-    ("aams", [("aams", [*_SEGMENTS, "--steps", "50"], "cbam_conv5_1")]),
-    ("cbam_conv3_1", [("cbam", ["--depth", "conv3_1", *_SEGMENTS, "--steps", "50"], "cbam_conv5_1")]),
+    # identity, train.aams.identity_start). The RGB head stays FROZEN at its least-squares start
+    # (--frozen): trained at this learning rate it drifted from ~42 dB to 19-23 dB on its own segment
+    # (relu1_1 -> RGB) within 150-250 steps, and the heads alone made Avatar-Net's transfers grey (held-out
+    # style ratio 1.43 -> 0.84 with the least-squares head put back, recon 17.5 -> 20.7 dB; CBAM conv4_1
+    # 0.82 -> 0.79, AAMS 0.88 -> 0.85).
+    ("cbam_conv5_1", [("cbam", ["--depth", "conv5_1", *_SEGMENTS, *_LSTSQ_HEAD, "--steps", "250"], "wct_relu1_1")]),
+    ("cbam_conv4_1", [("cbam", ["--depth", "conv4_1", *_SEGMENTS, *_LSTSQ_HEAD, "--steps", "50"], "cbam_conv5_1")]),
+    ("aams", [("aams", [*_SEGMENTS, *_LSTSQ_HEAD, "--steps", "50"], "cbam_conv5_1")]),
+    ("cbam_conv3_1", [("cbam", ["--depth", "conv3_1", *_SEGMENTS, *_LSTSQ_HEAD, "--steps", "50"], "cbam_conv5_1")]),
     # Avatar-Net's head (dec1_1 64 -> 64 + ReLU, 7x7 RGB conv) has no counterpart to copy: it starts as
-    # the identity + the least-squares relu1_1 decoder (train.avatar.fit); 350 teacher-forced steps
-    # from a random head reached only ~18 dB on it.
-    ("avatar", [("avatar", [*_SEGMENTS, "--head_lstsq_crops", "128", "--steps", "150"], "cbam_conv5_1")]),
+    # the identity + the least-squares relu1_1 decoder (train.avatar.fit) and stays there; 350
+    # teacher-forced steps from a random head reached only ~18 dB on it.
+    ("avatar", [("avatar", [*_SEGMENTS, "--head_lstsq_crops", "128", "--frozen", "decoder/dec1_1,decoder/head",
+                            "--steps", "150"], "cbam_conv5_1")]),
     ("style_swap", [("style_swap", ["--steps", "300"], "wct_relu3_1")]),
     ("sanet_r41", [("sanet", ["--multi_level", "false", "--steps", "60", "--batch_size", "2", "--lr", "2e-4",
                               "--style_weight", "10"],

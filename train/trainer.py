@@ -122,15 +122,40 @@ def schedule(cfg: TrainConfig) -> optax.Schedule:
     return lambda count: cfg.lr / (1.0 + cfg.lr_decay * count)
 
 
+def frozen_labels(cfg: TrainConfig, params: Params) -> Params:
+    """``"frozen"`` / ``"trained"`` per parameter leaf, from ``cfg.frozen`` (see its help).
+
+    Raises ValueError for a pattern that matches no parameter (a typo would otherwise train everything).
+    """
+    patterns = [tuple(p.strip().strip("/").split("/")) for p in cfg.frozen.split(",") if p.strip()]
+    names = lambda path: tuple(str(getattr(k, "key", k)) for k in path)  # noqa: E731
+
+    def matches(pattern, path):
+        n = len(pattern)
+        return any(path[i:i + n] == pattern for i in range(len(path) - n + 1))
+
+    paths = [names(path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+    for pattern in patterns:
+        if not any(matches(pattern, path) for path in paths):
+            modules = sorted({"/".join(path[:-1]) for path in paths})
+            raise ValueError(f"--frozen {'/'.join(pattern)!r} matches no parameter; modules: {', '.join(modules)}")
+    return jax.tree_util.tree_map_with_path(
+        lambda path, _: "frozen" if any(matches(p, names(path)) for p in patterns) else "trained", params)
+
+
 def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
-    """Adam with inverse-time decay, plus L2 weight decay on kernels when ``cfg.weight_decay > 0``."""
-    adam = optax.adam(schedule(cfg), b1=cfg.adam_b1, b2=cfg.adam_b2, eps=cfg.adam_eps)
-    if not cfg.weight_decay:
-        return adam
-    # Avatar-Net's slim l2_regularizer(5e-4) on conv weights only: gradient += wd * w (coupled, before Adam).
-    kernels_only = lambda params: jax.tree_util.tree_map_with_path(  # noqa: E731
-        lambda path, _: getattr(path[-1], "key", None) == "kernel", params)
-    return optax.chain(optax.add_decayed_weights(cfg.weight_decay, mask=kernels_only), adam)
+    """Adam with inverse-time decay, plus L2 weight decay on kernels when ``cfg.weight_decay > 0``;
+    parameters named by ``cfg.frozen`` get no update (and no optimiser state)."""
+    tx = optax.adam(schedule(cfg), b1=cfg.adam_b1, b2=cfg.adam_b2, eps=cfg.adam_eps)
+    if cfg.weight_decay:
+        # Avatar-Net's slim l2_regularizer(5e-4) on conv weights only: gradient += wd * w (coupled, before Adam).
+        kernels_only = lambda params: jax.tree_util.tree_map_with_path(  # noqa: E731
+            lambda path, _: getattr(path[-1], "key", None) == "kernel", params)
+        tx = optax.chain(optax.add_decayed_weights(cfg.weight_decay, mask=kernels_only), tx)
+    if cfg.frozen:
+        tx = optax.multi_transform({"trained": tx, "frozen": optax.set_to_zero()},
+                                   lambda params: frozen_labels(cfg, params))
+    return tx
 
 
 def load_vgg(spec: str, depth: str) -> Params:
