@@ -82,7 +82,9 @@ RECIPE: list[tuple[str, list[Stage]]] = [
     # (--frozen): trained at this learning rate it drifted from ~42 dB to 19-23 dB on its own segment
     # (relu1_1 -> RGB) within 150-250 steps, and the heads alone made Avatar-Net's transfers grey (held-out
     # style ratio 1.43 -> 0.84 with the least-squares head put back, recon 17.5 -> 20.7 dB; CBAM conv4_1
-    # 0.82 -> 0.79, AAMS 0.88 -> 0.85).
+    # 0.82 -> 0.79, AAMS 0.88 -> 0.85). CBAM conv5_1's weak link is its first segment (relu5_1 -> relu4_1,
+    # correlation 0.68 after AdaIN; the others 0.78-0.95): 150 more steps of that segment alone at 256 px
+    # crops (batch 2, lr 5e-4, the rest frozen) moved it to 0.71 and the style ratio only 1.09 -> 1.06: not kept.
     ("cbam_conv5_1", [("cbam", ["--depth", "conv5_1", *_SEGMENTS, *_LSTSQ_HEAD, "--steps", "250"], "wct_relu1_1")]),
     ("cbam_conv4_1", [("cbam", ["--depth", "conv4_1", *_SEGMENTS, *_LSTSQ_HEAD, "--steps", "50"], "cbam_conv5_1")]),
     ("aams", [("aams", [*_SEGMENTS, *_LSTSQ_HEAD, "--steps", "50"], "cbam_conv5_1")]),
@@ -97,9 +99,15 @@ RECIPE: list[tuple[str, list[Stage]]] = [
     # and the norms discard each image's channel statistics, i.e. much of the swapped style's colour:
     # 300 steps of it scored held-out style ratio 1.33 (grey-green outputs), recon 12.9 dB; this 1.16, 17.8 dB.
     ("style_swap", [("style_swap", ["--norm", "none", "--steps", "300"], "wct_relu3_1")]),
+    # Stage 1 as SANet's stage 3 (style weight 20, the SA code's identity weights): stage 0 kept the
+    # paper's identity weights (1 pixels, 50 features), which held the transfer at the content (held-out
+    # style ratio 1.15, content 0.73); after stage 1: 0.75 / 0.85.
     ("sanet_r41", [("sanet", ["--multi_level", "false", "--steps", "60", "--batch_size", "2", "--lr", "2e-4",
                               "--style_weight", "10"],
-                    "sanet")]),
+                    "sanet"),
+                   ("sanet", ["--multi_level", "false", "--steps", "200", "--batch_size", "2", "--lr", "2e-4",
+                              "--style_weight", "20", "--identity_pixel_weight", "50",
+                              "--identity_feature_weight", "1"], None)]),
 ]
 
 
