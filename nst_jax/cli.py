@@ -148,7 +148,8 @@ def _cmd_stylize(args) -> int:
     from tqdm import tqdm
 
     from nst_jax import filter_selection, style_vectors
-    from nst_jax.image import load_image, load_mask, save_image
+    from nst_jax.image import check_fits_in_memory, load_image, load_mask, loaded_shape, save_image
+    from nst_jax.optimize import GATYS_BYTES_PER_PIXEL
     from nst_jax.plots import loss_curve
     from nst_jax.stylize import METHODS, stylize
 
@@ -173,6 +174,11 @@ def _cmd_stylize(args) -> int:
     pairs = _outputs_for(args)
     size = args.size or None
     style_size = args.style_size if args.style_size is not None else size
+    if gatys:  # refuse an output too large for memory before decoding and resizing anything
+        for content_path, _ in pairs:
+            shape = loaded_shape(content_path, size=size)
+            if shape is not None:
+                check_fits_in_memory(*shape, bytes_per_pixel=GATYS_BYTES_PER_PIXEL, what="Gatys optimisation")
     params = METHODS[args.method].load_params(**_checkpoint_paths(args))
     vgg = params["vgg"]
     styles = [load_image(s, size=style_size or None, kind="style") for s in args.style or ()]

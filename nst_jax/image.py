@@ -96,10 +96,14 @@ def resize(arr: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(img, np.float32) / 255.0
 
 
-def resize_long_side(arr: np.ndarray, size: int) -> np.ndarray:
-    h, w = arr.shape[:2]
+def long_side_shape(h: int, w: int, size: int) -> tuple[int, int]:
+    """(H, W) after scaling so the longer side is ``size`` px, aspect kept."""
     scale = size / max(h, w)
-    return resize(arr, max(1, round(h * scale)), max(1, round(w * scale)))
+    return max(1, round(h * scale)), max(1, round(w * scale))
+
+
+def resize_long_side(arr: np.ndarray, size: int) -> np.ndarray:
+    return resize(arr, *long_side_shape(*arr.shape[:2], size))
 
 
 def load_mask(path: str | os.PathLike, height: int, width: int) -> np.ndarray:
@@ -213,6 +217,17 @@ def fit_within(arr: np.ndarray, max_pixels: int) -> np.ndarray:
         return arr
     scale = math.sqrt(max_pixels / (h * w))
     return resize(arr, max(1, int(h * scale)), max(1, int(w * scale)))
+
+
+def loaded_shape(path: str | os.PathLike, *, size: int | None = None) -> tuple[int, int] | None:
+    """(H, W) that :func:`load_image` would return, read from the file header only (no decoding), or
+    None when the header is unreadable (``load_image`` then reports why)."""
+    try:
+        with Image.open(path) as img:
+            w, h = img.size
+    except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
+        return None
+    return (h, w) if size is None else long_side_shape(h, w, size)
 
 
 def available_memory_bytes() -> int:

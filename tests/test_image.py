@@ -108,3 +108,17 @@ def test_contact_sheet_has_cells():
     sheet = contact_sheet([[np.zeros((20, 30, 3)), np.ones((30, 20, 3))], [None, np.ones((10, 10, 3))]],
                           row_labels=["a", "b"], col_labels=["x", "y"], cell=64)
     assert sheet.ndim == 3 and sheet.shape[2] == 3 and sheet.shape[0] >= 128 and sheet.shape[1] >= 128
+
+
+def test_loaded_shape_reads_the_header_and_agrees_with_load_image(tmp_path):
+    """The CLI's early memory check sizes the output from the header alone: it must be the shape
+    load_image produces (odd sizes, both orientations), and None for a file that is no image."""
+    from nst_jax.image import loaded_shape
+
+    for hw in ((97, 61), (61, 97), (40, 40)):
+        path = tmp_path / f"{hw[0]}x{hw[1]}.png"
+        Image.fromarray(np.zeros((*hw, 3), np.uint8)).save(path)
+        for size in (None, 33, 500):
+            assert loaded_shape(path, size=size) == load_image(path, size=size).shape[:2]
+    (tmp_path / "not.png").write_text("no image")
+    assert loaded_shape(tmp_path / "not.png", size=64) is None
