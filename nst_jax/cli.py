@@ -148,8 +148,8 @@ def _cmd_stylize(args) -> int:
     from tqdm import tqdm
 
     from nst_jax import filter_selection, style_vectors
-    from nst_jax.image import check_fits_in_memory, load_image, load_mask, loaded_shape, save_image
-    from nst_jax.optimize import GATYS_BYTES_PER_PIXEL
+    from nst_jax.image import load_image, load_mask, loaded_shape, save_image
+    from nst_jax.optimize import check_gatys_memory
     from nst_jax.plots import loss_curve
     from nst_jax.stylize import METHODS, stylize
 
@@ -178,7 +178,7 @@ def _cmd_stylize(args) -> int:
         for content_path, _ in pairs:
             shape = loaded_shape(content_path, size=size)
             if shape is not None:
-                check_fits_in_memory(*shape, bytes_per_pixel=GATYS_BYTES_PER_PIXEL, what="Gatys optimisation")
+                check_gatys_memory(*shape)
     params = METHODS[args.method].load_params(**_checkpoint_paths(args))
     vgg = params["vgg"]
     styles = [load_image(s, size=style_size or None, kind="style") for s in args.style or ()]

@@ -46,6 +46,12 @@ COLORS = ("none", "luminance", "match")
 GATYS_BYTES_PER_PIXEL = 5000.0
 
 
+def check_gatys_memory(height: int, width: int) -> None:
+    """InputError when a Gatys optimisation of a ``height`` x ``width`` output would not fit in memory.
+    Measured: peak RSS of a Gatys step is ~4.9 KB per pixel (docs/MEASUREMENTS.md §3: 5.1 GB at 1024^2)."""
+    check_fits_in_memory(height, width, bytes_per_pixel=GATYS_BYTES_PER_PIXEL, what="Gatys optimisation")
+
+
 @dataclasses.dataclass(frozen=True)
 class GatysConfig:
     """Settings of the optimisation. Defaults keep the photo recognisable (see README, quality)."""
@@ -239,8 +245,7 @@ def gatys(
     if config.init == "noise" and key is None:
         raise InputError('init="noise" needs a PRNG key (key=jax.random.key(seed))')
 
-    # Measured: peak RSS of a Gatys step is ~4.9 KB per pixel (docs/MEASUREMENTS.md §3: 5.1 GB at 1024^2).
-    check_fits_in_memory(*content.shape[:2], bytes_per_pixel=GATYS_BYTES_PER_PIXEL, what="Gatys optimisation")
+    check_gatys_memory(*content.shape[:2])
     if config.color == "match":
         styles = [np.asarray(linear_color_transfer(jnp.asarray(s)[None], jnp.asarray(content)[None])[0])
                   for s in styles]

@@ -122,25 +122,29 @@ def schedule(cfg: TrainConfig) -> optax.Schedule:
     return lambda count: cfg.lr / (1.0 + cfg.lr_decay * count)
 
 
+def key_names(path) -> tuple[str, ...]:
+    """A pytree key path as plain names: ``(DictKey('decoder'), DictKey('dec1_1'))`` -> ``('decoder', 'dec1_1')``."""
+    return tuple(str(getattr(k, "key", k)) for k in path)
+
+
 def frozen_labels(cfg: TrainConfig, params: Params) -> Params:
     """``"frozen"`` / ``"trained"`` per parameter leaf, from ``cfg.frozen`` (see its help).
 
     Raises ValueError for a pattern that matches no parameter (a typo would otherwise train everything).
     """
     patterns = [tuple(p.strip().strip("/").split("/")) for p in cfg.frozen.split(",") if p.strip()]
-    names = lambda path: tuple(str(getattr(k, "key", k)) for k in path)  # noqa: E731
 
     def matches(pattern, path):
         n = len(pattern)
         return any(path[i:i + n] == pattern for i in range(len(path) - n + 1))
 
-    paths = [names(path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
+    paths = [key_names(path) for path, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
     for pattern in patterns:
         if not any(matches(pattern, path) for path in paths):
             modules = sorted({"/".join(path[:-1]) for path in paths})
             raise ValueError(f"--frozen {'/'.join(pattern)!r} matches no parameter; modules: {', '.join(modules)}")
     return jax.tree_util.tree_map_with_path(
-        lambda path, _: "frozen" if any(matches(p, names(path)) for p in patterns) else "trained", params)
+        lambda path, _: "frozen" if any(matches(p, key_names(path)) for p in patterns) else "trained", params)
 
 
 def make_optimizer(cfg: TrainConfig) -> optax.GradientTransformation:
@@ -207,7 +211,7 @@ def warm_start(params: Params, path: str | os.PathLike) -> tuple[Params, int, in
       CheckpointError (via params_io) for an unreadable file; ValueError when nothing matches.
     """
     source = params_io.dequantize(params_io.load(path)[0])
-    flat_src = {tuple(str(getattr(k, "key", k)) for k in p): v
+    flat_src = {key_names(p): v
                 for p, v in jax.tree_util.tree_flatten_with_path(source)[0]}
 
     def shared_suffix(a: tuple[str, ...], b: tuple[str, ...]) -> int:
@@ -220,7 +224,7 @@ def warm_start(params: Params, path: str | os.PathLike) -> tuple[Params, int, in
 
     def pick(path, leaf):
         nonlocal copied
-        key = tuple(str(getattr(k, "key", k)) for k in path)
+        key = key_names(path)
         scores = {p: shared_suffix(key, p) for p in flat_src}
         best = max(scores.values(), default=0)
         matches = [p for p, n in scores.items() if n == best]
