@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-import jax
-import numpy as np
-import pytest
+# The suite runs tiny images, so XLA's compile time dominates it: LLVM's optimisation level 0 compiles
+# ~30% faster (a training-step test 44 -> 31 s) and runs the small tests no slower. Set before JAX
+# starts its backend; subprocesses inherit it.
+os.environ["XLA_FLAGS"] = " ".join(filter(None, [os.environ.get("XLA_FLAGS"), "--xla_backend_optimization_level=0"]))
 
-from nst_jax import vgg19
-from nst_jax.image import load_image, resize
+import jax  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+from nst_jax import vgg19  # noqa: E402
+from nst_jax.image import load_image, resize  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 ASSETS = REPO / "nst_jax" / "assets"

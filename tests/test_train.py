@@ -215,9 +215,11 @@ MULTI_DEVICE_SCRIPT = textwrap.dedent("""
 
 
 def _subprocess_env(compile_cache, **extra):
-    env = {k: v for k, v in os.environ.items() if k != "XLA_FLAGS"}
-    env.update(PYTHONPATH=str(REPO), JAX_COMPILATION_CACHE_DIR=str(compile_cache),
-               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0", **extra)
+    env = dict(os.environ, PYTHONPATH=str(REPO), JAX_COMPILATION_CACHE_DIR=str(compile_cache),
+               JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="0")
+    # Keep the suite's XLA flags (conftest): a subprocess compiled differently may differ in the last bits.
+    flags = [os.environ.get("XLA_FLAGS"), extra.pop("XLA_FLAGS", None)]
+    env.update(extra, XLA_FLAGS=" ".join(filter(None, flags)))
     return env
 
 
