@@ -165,7 +165,9 @@ def contact_sheet(rows: Sequence[Sequence[np.ndarray | None]], *, row_labels: Se
 
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
     dpi = 100
-    label_w = 1.2 if row_labels else 0.0
+    # Room for the longest label line (9 pt text is ~0.08 in per character), so none is cut off.
+    longest = max((len(line) for label in row_labels for line in str(label).splitlines()), default=0)
+    label_w = max(1.2, 0.08 * longest + 0.3) if row_labels else 0.0
     fig_w = n_cols * cell / dpi + label_w
     fig_h = n_rows * cell / dpi + (0.35 if col_labels else 0) + (0.45 if title else 0)
     fig = plt.figure(figsize=(fig_w, fig_h), dpi=dpi)

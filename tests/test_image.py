@@ -110,6 +110,16 @@ def test_contact_sheet_has_cells():
     assert sheet.ndim == 3 and sheet.shape[2] == 3 and sheet.shape[0] >= 128 and sheet.shape[1] >= 128
 
 
+def test_contact_sheet_long_row_labels_are_not_cut_off():
+    # quality.py's labels are "photo\n+ painting_name": the text must end inside the left margin,
+    # so the sheet's first pixel columns stay white (before, long names ran off the left edge).
+    label = "grace_hopper\n+ henri_matisse_woman_with_hat"
+    sheet = contact_sheet([[np.zeros((32, 32, 3))]], row_labels=[label], cell=64)
+    assert np.all(sheet[:, :4] > 0.99)
+    ink = np.where(np.any(sheet[:, :-64] < 0.5, axis=(0, 2)))[0]
+    assert ink.size and ink[0] > 4  # the label was drawn, and starts inside the sheet
+
+
 def test_loaded_shape_reads_the_header_and_agrees_with_load_image(tmp_path):
     """The CLI's early memory check sizes the output from the header alone: it must be the shape
     load_image produces (odd sizes, both orientations), and None for a file that is no image."""
