@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import ExifTags, Image, ImageOps, UnidentifiedImageError
 
 from nst_jax.errors import InputError
 from nst_jax.params_io import atomic_write
@@ -227,6 +227,9 @@ def loaded_shape(path: str | os.PathLike, *, size: int | None = None) -> tuple[i
     try:
         with Image.open(path) as img:
             w, h = img.size
+            # EXIF orientations 5-8 are quarter turns: load_image's exif_transpose swaps the sides.
+            if img.getexif().get(ExifTags.Base.Orientation) in (5, 6, 7, 8):
+                w, h = h, w
     except (OSError, UnidentifiedImageError, SyntaxError, ValueError):
         return None
     return (h, w) if size is None else long_side_shape(h, w, size)

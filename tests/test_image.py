@@ -130,5 +130,13 @@ def test_loaded_shape_reads_the_header_and_agrees_with_load_image(tmp_path):
         Image.fromarray(np.zeros((*hw, 3), np.uint8)).save(path)
         for size in (None, 33, 500):
             assert loaded_shape(path, size=size) == load_image(path, size=size).shape[:2]
+    # A camera JPEG stored landscape with EXIF "rotate 90": load_image turns it upright (portrait).
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    rotated = tmp_path / "rotated.jpg"
+    Image.fromarray(np.zeros((40, 70, 3), np.uint8)).save(rotated, exif=exif)
+    for size in (None, 33):
+        assert loaded_shape(rotated, size=size) == load_image(rotated, size=size).shape[:2]
+    assert loaded_shape(rotated) == (70, 40)
     (tmp_path / "not.png").write_text("no image")
     assert loaded_shape(tmp_path / "not.png", size=64) is None
