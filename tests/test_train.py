@@ -563,6 +563,43 @@ def test_teacher_forced_segment_terms_against_numpy(module_name, depth, folders)
     assert not any(v for k, v in moved.items() if "attention" in k)
 
 
+def test_style_swap_moment_term_matches_each_latent_to_its_source_image(folders):
+    """train.style_swap --style_weight: the decoded content / style latents are scored against their own
+    image's relu1_1..relu3_1 mean/std, every swap (content i, style j) against style j's (float64
+    numpy, explicit loops); the paper's loss (weight 0) has no such term."""
+    from nst_jax import vgg19
+    from train import common
+
+    module = importlib.import_module("train.style_swap")
+    cfg = dataclasses.replace(_config(module, folders), style_weight=2.0, feature_weight=0.0, tv_weight=0.0)
+    vgg = trainer.load_vgg("random", "relu3_1")
+    rng = np.random.default_rng(0)
+    batch = {k: jnp.asarray(rng.random((2, 16, 24, 3), np.float32)) for k in ("content", "style")}
+    params = module.METHOD.init(cfg, jax.random.key(0))
+    total, terms = module.METHOD.loss(cfg, params, vgg, batch, None)
+
+    layers = ("relu1_1", "relu2_1", "relu3_1")
+    feats = {k: np.asarray(v, np.float64) / vgg19.MEAN_ACTIVATION[k] for k, v in
+             common.encode(vgg, jnp.concatenate([batch["content"], batch["style"]]), layers).items()}
+    z = module.latents(cfg, *jnp.split(common.encode(vgg, jnp.concatenate([batch["content"], batch["style"]]),
+                                                     ["relu3_1"])["relu3_1"], 2))
+    out = module.decoder(cfg).apply({"params": params["decoder"]}, z)
+    out_feats = {k: np.asarray(v, np.float64) / vgg19.MEAN_ACTIVATION[k] for k, v in
+                 common.encode(vgg, out, layers).items()}
+    sources = [0, 1, 2, 3] + [2 + j for i in range(2) for j in range(2)]  # c0 c1 s0 s1, swaps (i, j) -> s_j
+
+    def moments(x):
+        return x.mean((0, 1)), np.sqrt(x.var((0, 1)) + 1e-5)
+
+    expected = 0.0
+    for k in layers:
+        pairs = [(moments(out_feats[k][n]), moments(feats[k][src])) for n, src in enumerate(sources)]
+        expected += np.mean([(a[0] - b[0]) ** 2 for a, b in pairs]) + np.mean([(a[1] - b[1]) ** 2 for a, b in pairs])
+    np.testing.assert_allclose(float(terms["loss/style"]), 2.0 * expected, rtol=1e-4)
+    np.testing.assert_allclose(float(total), float(terms["loss/style"]) + float(terms["loss/feature"]), rtol=1e-6)
+    assert "loss/style" not in module.METHOD.loss(_config(module, folders), params, vgg, batch, None)[1]
+
+
 def test_avatar_head_starts_as_the_least_squares_relu1_1_decoder(folders):
     """``--head_lstsq_crops``: Avatar-Net's last segment (dec1_1 + ReLU + 7x7 head) becomes exactly
     the least-squares one-conv relu1_1 decoder of train.wct (identity, then the 3x3 kernel in the
