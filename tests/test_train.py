@@ -414,10 +414,23 @@ def test_overrides_and_bad_values():
                                                        "--set", "flip=false", "--steps", "1e3"],
                                       prog="train.wct", description="")
     assert (cfg.batch_size, cfg.level, cfg.flip, cfg.steps, cfg.crop, args.preset) == (4, 3, False, 1000, 256, "paper")
-    for bad in (["--level", "7"], ["--set", "nope=1"], ["--crop", "30"], ["--set", "level"]):
+    for bad in (["--level", "7"], ["--set", "nope=1"], ["--crop", "30"], ["--set", "level"], ["--warmup_steps", "-1"]):
         with pytest.raises(SystemExit) as exit_info:
             config_lib.parse_args(wct.Config, {}, bad, prog="train.wct", description="")
         assert exit_info.value.code == 2
+
+
+def test_learning_rate_schedule_with_and_without_warm_up():
+    """Inverse-time decay lr / (1 + d t); a warm-up multiplies it by (t + 1) / N for the first N steps."""
+    from train import adain  # pylint: disable=import-outside-toplevel
+
+    t = np.arange(8)
+    plain = config_lib.make_config(adain.Config, "cpu", adain.METHOD.presets, lr=1e-3, lr_decay=0.1)
+    np.testing.assert_allclose([float(trainer.schedule(plain)(k)) for k in t], 1e-3 / (1 + 0.1 * t), rtol=1e-6)
+    warm = dataclasses.replace(plain, warmup_steps=4)
+    ramp = np.array([0.25, 0.5, 0.75, 1, 1, 1, 1, 1])
+    np.testing.assert_allclose([float(trainer.schedule(warm)(jnp.asarray(k))) for k in t],
+                               ramp * 1e-3 / (1 + 0.1 * t), rtol=1e-6)
 
 
 def test_tpu_flag_fails_clearly_without_a_tpu(compile_cache):

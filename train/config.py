@@ -54,6 +54,8 @@ class TrainConfig:
     steps: int = field(160_000, "total training steps")
     lr: float = field(1e-4, "Adam learning rate")
     lr_decay: float = field(5e-5, "inverse-time decay: lr / (1 + lr_decay * step) (Torch optim learningRateDecay)")
+    warmup_steps: int = field(0, "linear learning-rate warm-up over the first N steps (0: none), for a stage "
+                                 "that warm-starts (--init) a trained model with a fresh Adam")
     adam_b1: float = field(0.9, "Adam beta1")
     adam_b2: float = field(0.999, "Adam beta2")
     adam_eps: float = field(1e-8, "Adam epsilon")
@@ -89,6 +91,8 @@ class TrainConfig:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
         if self.lr <= 0 or self.lr_decay < 0:
             raise ValueError(f"lr must be > 0 and lr_decay >= 0, got {self.lr}, {self.lr_decay}")
+        if self.warmup_steps < 0:
+            raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

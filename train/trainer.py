@@ -118,8 +118,13 @@ class TrainResult:
 
 
 def schedule(cfg: TrainConfig) -> optax.Schedule:
-    """Torch's ``optim.adam`` learningRateDecay: ``lr_t = lr / (1 + decay * t)`` (AdaIN, SANet code)."""
-    return lambda count: cfg.lr / (1.0 + cfg.lr_decay * count)
+    """Torch's ``optim.adam`` learningRateDecay: ``lr_t = lr / (1 + decay * t)`` (AdaIN, SANet code),
+    times ``min(1, (t + 1) / warmup_steps)`` with a warm-up: a fresh Adam's first steps on a trained
+    model are as large as lr allows whatever the gradient's scale, and undid a stage's stylization."""
+    if not cfg.warmup_steps:
+        return lambda count: cfg.lr / (1.0 + cfg.lr_decay * count)
+    return lambda count: (cfg.lr * jnp.minimum(1.0, (count + 1) / cfg.warmup_steps)
+                          / (1.0 + cfg.lr_decay * count))
 
 
 def key_names(path) -> tuple[str, ...]:
