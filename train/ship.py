@@ -59,7 +59,9 @@ RECIPE: list[tuple[str, list[Stage]]] = [
                # Stage 4, the same (stage 3 ended at 0.91): 0.91 -> 0.83. From stage 3, 120 steps at style
                # weight 50 (lr 5e-4) scored 1.09, at lr 1e-3 it diverged, and 250 at weight 30, 1.09:
                # each stage restarts Adam, and a larger style weight's first steps undo the stylization. A
-               # stage 5 like it scored 0.90 (batch-2 noise): not kept.
+               # stage 5 like it scored 0.90 (batch-2 noise): not kept. Nor a stage at style weight 50 with a
+               # 50-step learning-rate warm-up (--warmup_steps, so the fresh Adam's first steps could not
+               # undo it): 0.83 / Gram 0.81 / content 0.92 against this stage's 0.83 / 0.77 / 0.86.
                ("sanet", ["--steps", "250", "--batch_size", "2", "--lr", "2e-4", "--style_weight", "20",
                           "--identity_pixel_weight", "50", "--identity_feature_weight", "1"], None)]),
     # The relu1_1 decoder is linear: closed-form least squares, then a short fine-tune.
