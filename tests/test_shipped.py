@@ -77,7 +77,6 @@ def test_shipped_method_runs_and_follows_the_style(method, pair, vgg_params):
         assert metrics.fidelity(vgg_params, out, content, style)["style_ratio"] < 0.95
 
 
-
 def test_quality_benchmark_runs_and_reports(tmp_path):
     """benchmarks/quality.py end to end at a tiny size: the table, JSON and contact sheet; the
     unstylized baseline is style 1 / content 0 by definition; reconstruction PSNR is finite."""
