@@ -592,10 +592,9 @@ def test_style_swap_moment_term_matches_each_latent_to_its_source_image(folders)
     total, terms = module.METHOD.loss(cfg, params, vgg, batch, None)
 
     layers = ("relu1_1", "relu2_1", "relu3_1")
-    feats = {k: np.asarray(v, np.float64) / vgg19.MEAN_ACTIVATION[k] for k, v in
-             common.encode(vgg, jnp.concatenate([batch["content"], batch["style"]]), layers).items()}
-    z = module.latents(cfg, *jnp.split(common.encode(vgg, jnp.concatenate([batch["content"], batch["style"]]),
-                                                     ["relu3_1"])["relu3_1"], 2))
+    encoded = common.encode(vgg, jnp.concatenate([batch["content"], batch["style"]]), layers)
+    feats = {k: np.asarray(v, np.float64) / vgg19.MEAN_ACTIVATION[k] for k, v in encoded.items()}
+    z = module.latents(cfg, *jnp.split(encoded["relu3_1"], 2))
     out = module.decoder(cfg).apply({"params": params["decoder"]}, z)
     out_feats = {k: np.asarray(v, np.float64) / vgg19.MEAN_ACTIVATION[k] for k, v in
                  common.encode(vgg, out, layers).items()}
