@@ -46,6 +46,24 @@ def test_checkpoint_is_shipped_intact_and_within_budget(name):
     assert all(np.all(np.isfinite(a)) for a in jax.tree_util.tree_leaves(params))
 
 
+def test_recipe_starts_come_from_earlier_stages():
+    """A from-scratch ``python -m train.ship`` can run: every warm start of a stage is the export of an
+    earlier stage (another name's final export, or ``name@k`` of a stage k that precedes it)."""
+    from train.ship import starts  # pylint: disable=import-outside-toplevel
+
+    done: dict[str, int] = {}  # name -> stages completed so far
+    for name, stages in RECIPE:
+        for k, (_, _, init) in enumerate(stages):
+            for start in starts(name, k, init):
+                base, _, at = start.partition("@")
+                if at:
+                    assert done.get(base, 0) > int(at), f"{name} stage {k} starts from {start} before it exists"
+                else:
+                    assert base == name and k > 0 or base in done and base != name, \
+                        f"{name} stage {k} starts from {base} before it is made"
+            done[name] = k + 1
+
+
 def test_total_size_under_budget():
     total = sum((WEIGHTS / f"{r[0]}.npz").stat().st_size for r in RECIPE if (WEIGHTS / f"{r[0]}.npz").is_file())
     assert total < 85e6, f"shipped checkpoints total {total / 1e6:.1f} MB"

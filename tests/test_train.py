@@ -674,3 +674,92 @@ def test_lstsq_start_of_the_relu1_1_decoder(folders, tmp_path, vgg_params):  # n
     pixel = {c: r.metrics["loss/pixel"] for c, r in results.items()}
     assert pixel[8] < 0.01 * pixel[0], pixel
     assert pixel[8] < 1e-3, pixel  # > 30 dB on the training crops
+
+
+def _affine_skips(affines, captured=None):
+    """Skip callables applying fixed affines (encoder units), optionally recording their outputs."""
+    def make(layer):
+        def fuse(x):
+            y = x * affines[layer][0] + affines[layer][1] if layer in affines else x
+            if captured is not None:
+                captured[layer] = np.asarray(y, np.float64)
+            return y
+        return fuse
+    return {layer: make(layer) for layer in ("relu4_1", "relu3_1", "relu2_1", "relu1_1")}
+
+
+@pytest.mark.parametrize("depth, start", [("relu4_1", "relu4_1"), ("relu5_1", "relu3_1")])
+def test_folded_skip_decoder_is_the_plain_decoder_with_fixed_affines(depth, start):
+    """train.fold: each fitted affine gives the free-running activations the encoder features' mean
+    (over images) per-channel mean and std (numpy), and folding the affines into the convs gives a plain
+    reflect-padded mirror decoder that equals the skip decoder with those affines as its skips."""
+    from nst_jax.modules.decoders import SkipDecoder, WCTDecoder
+    from train import common, fold
+
+    vgg = trainer.load_vgg("random", depth)
+    model = SkipDecoder.aams(depth, padding="reflect")
+    decoder = model.init(jax.random.key(3), common.example_features([depth])[depth],
+                         common.example_features(["relu4_1", "relu3_1", "relu2_1", "relu1_1"][5 - int(depth[4]):]))
+    decoder = jax.device_get(decoder["params"])
+    images = jnp.asarray(np.random.default_rng(0).random((3, 32, 48, 3)), jnp.float32)
+    affines = fold.fit_affines(decoder, vgg, images, start=start)
+    skips = [f"relu{k}_1" for k in range(int(start[4]) - 1, 0, -1)]
+    assert list(affines) == skips
+    feats = common.encode(vgg, images, (start, *skips))
+    captured = {}
+    reference = model.apply({"params": decoder}, feats[start], _affine_skips(affines, captured),
+                            start=None if start == depth else start)
+    for layer in skips:
+        x, f = captured[layer], np.asarray(feats[layer], np.float64)
+        live = x.std((1, 2)).mean(0) > 0  # a dead channel cannot take the features' spread, only their mean
+        assert live.mean() > 0.2  # (random decoders leave many channels dead on 3 images)
+        np.testing.assert_allclose(x.std((1, 2)).mean(0)[live], f.std((1, 2)).mean(0)[live], rtol=1e-3, atol=1e-3)
+        np.testing.assert_allclose(x.mean((1, 2)).mean(0), f.mean((1, 2)).mean(0), rtol=1e-3, atol=1e-3)
+    plain = WCTDecoder(level=int(start[4]), padding="reflect")
+    folded = fold.fold_affines(decoder, affines)
+    names = set(plain.init(jax.random.key(0), common.example_features([start])[start])["params"])
+    out = plain.apply({"params": {k: folded[k] for k in names}}, feats[start])
+    # float32 through a random 9-conv chain: a few pre-activations near 0 round to the other side of a ReLU
+    np.testing.assert_allclose(out, reference, rtol=2e-3, atol=2e-3 * float(jnp.max(jnp.abs(reference))))
+    # Without the fold the plain decoder computes something else (the test can fail).
+    unfolded = plain.apply({"params": {k: decoder[k] for k in names}}, feats[start])
+    assert float(jnp.max(jnp.abs(unfolded - reference))) > 1e-2 * float(jnp.max(jnp.abs(reference)))
+
+
+def test_fold_skips_starts_a_plain_decoder_from_a_skip_export(folders, tmp_path, capsys):
+    """--init CBAM_EXPORT --fold_skips N: every plain-decoder array comes from the fold; an Avatar-Net
+    decoder (separate RGB head) and --fold_skips without --init are clear errors."""
+    from train import fold
+
+    cbam, wct = importlib.import_module("train.cbam"), importlib.import_module("train.wct")
+    source = cbam.METHOD.init(_config(cbam, folders, depth="conv3_1"), jax.random.key(1))
+    path = params_io.save(tmp_path / "cbam.npz", jax.device_get(source))
+    export = tmp_path / "wct.npz"
+    rc = trainer.main(wct.METHOD, _argv(folders, tmp_path / "run", "--level", "3", "--steps", "1", "--lr", "1e-12",
+                                        "--init", str(path), "--fold_skips", "3", "--export", str(export)))
+    assert rc == 0
+    assert "init=10/10 arrays from" in capsys.readouterr().out
+    params, _ = params_io.load(export)
+    assert not np.allclose(params["decoder"]["dec1_1"]["kernel"], source["autoencoder"]["decoder"]["dec1_1"]["kernel"])
+    avatar = importlib.import_module("train.avatar")
+    with pytest.raises(ValueError, match="RGB head"):
+        fold.skip_decoder_layer(avatar.METHOD.init(_config(avatar, folders), jax.random.key(0))["decoder"])
+    with pytest.raises(ValueError, match="needs --init"):
+        _config(wct, folders, fold_skips=3)
+
+
+def test_several_init_files_apply_in_order(folders, tmp_path, capsys):
+    """--init A,B: B's arrays override A's where both match (SANet's transform from a SANet export, its
+    decoder from an AdaIN export)."""
+    adain, sanet = importlib.import_module("train.adain"), importlib.import_module("train.sanet")
+    first = jax.device_get(sanet.init(_config(sanet, folders), jax.random.key(1)))
+    second = jax.device_get(adain.init(_config(adain, folders), jax.random.key(2)))
+    a, b = params_io.save(tmp_path / "sanet.npz", first), params_io.save(tmp_path / "adain.npz", second)
+    export = tmp_path / "out.npz"
+    rc = trainer.main(sanet.METHOD, _argv(folders, tmp_path / "run", "--width", "0.125", "--steps", "1", "--lr",
+                                          "1e-12", "--init", f"{a},{b}", "--export", str(export)))
+    assert rc == 0 and ", then " in capsys.readouterr().out
+    params, _ = params_io.load(export)
+    for key, source in (("transform", first), ("decoder", second)):
+        for x, y in zip(jax.tree_util.tree_leaves(params[key]), jax.tree_util.tree_leaves(source[key])):
+            np.testing.assert_allclose(x, y, atol=1e-6)

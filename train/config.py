@@ -65,7 +65,11 @@ class TrainConfig:
                             "e.g. decoder/dec1_1,decoder/head")
     seed: int = field(0, "seed of the data order, crops, flips and parameter init")
     init: str = field("", "warm start: copy the parameters whose names and shapes match from an exported "
-                          "checkpoint (.npz), e.g. the AdaIN decoder into SANet's or a WCT decoder")
+                          "checkpoint (.npz), e.g. the AdaIN decoder into SANet's or a WCT decoder; several "
+                          "files, comma-separated, are applied in order (later ones override)")
+    fold_skips: int = field(0, "with --init of an AAMS/CBAM export: fold its decoder's AdaIN skips into fixed "
+                               "per-channel affines fitted on this many content crops (train/fold.py) and "
+                               "start the plain decoder from it; 0: copy by name only")
     # --- bookkeeping
     export_dtype: str = field("float32", "storage of the --export file: float16 halves it, int8 (per-channel "
                                          "quantised kernels, float16 biases) quarters it; stylize computes in "
@@ -93,6 +97,9 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0 and lr_decay >= 0, got {self.lr}, {self.lr_decay}")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
+        if self.fold_skips < 0 or (self.fold_skips and len([p for p in self.init.split(",") if p]) != 1):
+            raise ValueError(f"fold_skips must be >= 0 and needs --init with one file (a skip-decoder export), "
+                             f"got {self.fold_skips} with init={self.init!r}")
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -6,8 +6,11 @@ entry points one after the other (``python -m train.<method> ... --export weight
 stage in its own work directory under ``runs/`` so an interrupted recipe resumes where it stopped; a
 checkpoint already in ``weights/`` is skipped (``--force`` retrains, ``--from_stage K`` continues an
 existing export with stage K). Decoders that share a mirror architecture are warm-started from an
-earlier export (``--init``): the AdaIN decoder seeds SANet's and the relu4_1 WCT decoder, which seeds
-the deeper and the skip decoders; each then trains on its own loss. The step counts are a CPU
+earlier export (``--init``): the least-squares relu1_1 decoder seeds the teacher-forced skip decoders
+(CBAM, AAMS, Avatar-Net); the CBAM conv4_1 decoder with its skips folded (``--fold_skips``,
+:mod:`train.fold`) seeds the AdaIN decoder, which seeds SANet's last stage; the first, end-to-end AdaIN
+decoder (``adain@0``) seeded SANet's first stage and the relu4_1 WCT decoder. Each then trains on its
+own loss. The step counts are a CPU
 budget (a few hours of a shared 2-core CPU for everything; int8 kernels keep all of them under
 60 MB), nothing like the papers' 160k GPU steps.
 
@@ -24,6 +27,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import shutil
 import subprocess
 import sys
 import time
@@ -32,48 +36,20 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "weights"
 
-# (checkpoint name, stages) in priority order (issue: SANet, AdaIN, WCT, CBAM conv4_1, then the rest).
-# A stage is (entry point, extra flags, warm start from): a name's first stage may start from an
-# earlier name's export (which must come earlier in the list); each later stage continues from the
-# previous stage's export of the same name (its own work directory, runs/<name>.<k>).
-Stage = tuple[str, list[str], str | None]
+# (checkpoint name, stages) in dependency order. A stage is (entry point, extra flags, warm start): a
+# name's first stage may start from earlier names' exports; each later stage continues from the
+# previous stage's export of the same name unless it lists its own starts (then exactly those, applied
+# in order, later files overriding: train.trainer's comma-separated --init). A start is a checkpoint
+# name (its export in weights/ at that point of the recipe) or "name@k", the export of stage k of that
+# name, which ship keeps in runs/recipe/ (for starts from a stage that a later stage replaced).
+# Each stage has its own work directory, runs/<name>.<k>.
+Stage = tuple[str, list[str], str | tuple[str, ...] | None]
+RECIPE_EXPORTS = REPO / "runs" / "recipe"
 _SEGMENTS = ["--teacher_forcing", "true", "--batch_size", "8", "--lr", "1e-3"]  # skip decoders, see below
 _LSTSQ_HEAD = ["--frozen", "decoder/dec1_1"]  # AAMS/CBAM's linear RGB head, from wct_relu1_1, see below
 RECIPE: list[tuple[str, list[Stage]]] = [
-    ("adain", [("adain", ["--steps", "800"], None)]),
-    # 3 decodes per pair: batch 2; identity-initialised transform (train.sanet.identity_start). Stage 1:
-    # the SANET re-implementation's identity weights (50 pixels, 1 features): with the paper's 1 / 50
-    # the feature identity term is ~50x the style term early on and a short run learns no style.
-    ("sanet", [("sanet", ["--steps", "150", "--batch_size", "2", "--lr", "2e-4"], "adain"),
-               ("sanet", ["--steps", "400", "--batch_size", "2", "--lr", "2e-4",
-                          "--identity_pixel_weight", "50", "--identity_feature_weight", "1"], None),
-               # Stage 2: style weight 10 (AdaIN's) instead of the paper's 3: after stage 1 our SANet
-               # scored a held-out style ratio of 1.06 against AdaIN's 0.71 (its unweighted mean/std
-               # term ended ~3x AdaIN's, over relu1_1..5_1 vs 1_1..4_1): the paper's balance
-               # under-stylizes with our normalised units and a CPU budget.
-               ("sanet", ["--steps", "300", "--batch_size", "2", "--lr", "2e-4", "--style_weight", "10",
-                          "--identity_pixel_weight", "50", "--identity_feature_weight", "1"], None),
-               # Stage 3: style weight 20: stage 2 moved the held-out style ratio only 1.06 -> 1.00.
-               ("sanet", ["--steps", "200", "--batch_size", "2", "--lr", "2e-4", "--style_weight", "20",
-                          "--identity_pixel_weight", "50", "--identity_feature_weight", "1"], None),
-               # Stage 4, the same (stage 3 ended at 0.91): 0.91 -> 0.83. From stage 3, 120 steps at style
-               # weight 50 (lr 5e-4) scored 1.09, at lr 1e-3 it diverged, and 250 at weight 30, 1.09:
-               # each stage restarts Adam, and a larger style weight's first steps undo the stylization. A
-               # stage 5 like it scored 0.90 (batch-2 noise): not kept. Nor a stage at style weight 50 with a
-               # 50-step learning-rate warm-up (--warmup_steps, so the fresh Adam's first steps could not
-               # undo it): 0.83 / Gram 0.81 / content 0.92 against this stage's 0.83 / 0.77 / 0.86.
-               ("sanet", ["--steps", "250", "--batch_size", "2", "--lr", "2e-4", "--style_weight", "20",
-                          "--identity_pixel_weight", "50", "--identity_feature_weight", "1"], None)]),
     # The relu1_1 decoder is linear: closed-form least squares, then a short fine-tune.
     ("wct_relu1_1", [("wct", ["--level", "1", "--lstsq_crops", "128", "--steps", "100", "--lr", "1e-4"], None)]),
-    ("wct_relu2_1", [("wct", ["--level", "2", "--steps", "400", "--lr", "1e-3"], None)]),
-    ("wct_relu3_1", [("wct", ["--level", "3", "--steps", "250"], None),
-                     ("wct", ["--level", "3", "--steps", "400"], None)]),
-    # The relu4_1 reconstruction decoder seeds the deeper and the skip decoders: stage 1 trains it on.
-    ("wct_relu4_1", [("wct", ["--level", "4", "--steps", "60"], "adain"),
-                     ("wct", ["--level", "4", "--steps", "300"], None)]),
-    # A further 300 steps from this export (session 5) lowered held-out PSNR 11.3 -> 10.9 dB: not kept.
-    ("wct_relu5_1", [("wct", ["--level", "5", "--steps", "100"], "wct_relu4_1")]),
     # The skip decoders (CBAM, AAMS, Avatar-Net) are trained teacher-forced (--teacher_forcing,
     # train.common.segment_terms): each segment between two AdaIN skips learns to map VGG's
     # relu{k+1}_1 to relu{k}_1 on the encoder's own features, so at transfer time the style's skips
@@ -102,6 +78,60 @@ RECIPE: list[tuple[str, list[Stage]]] = [
     # teacher-forced steps from a random head reached only ~18 dB on it.
     ("avatar", [("avatar", [*_SEGMENTS, "--head_lstsq_crops", "128", "--frozen", "decoder/dec1_1,decoder/head",
                             "--steps", "150"], "cbam_conv5_1")]),
+    # Stage 0: end to end from a random init (the paper's training; it seeds SANet and the relu4_1 WCT
+    # decoder as adain@0). Held-out style 0.71 / content 0.90, recon 13.4 dB: blocky hatching, the photo
+    # faint. Stage 1 replaces it: the teacher-forced CBAM conv4_1 decoder with its skips folded into fixed
+    # affines (--fold_skips, train/fold.py: 17.6 dB and style 1.04 / content 0.65 before any AdaIN
+    # training), then AdaIN's loss at lr 1e-4: after 300 steps style 0.80 / content 0.70, clean images,
+    # training losses content 2.0 / style 18.6 against stage 0's 3.3 / 21.4.
+    ("adain", [("adain", ["--steps", "800"], None),
+               ("adain", ["--steps", "400", "--lr", "1e-4", "--warmup_steps", "20", "--fold_skips", "24"],
+                "cbam_conv4_1")]),
+    # 3 decodes per pair: batch 2; identity-initialised transform (train.sanet.identity_start). Stage 1:
+    # the SANET re-implementation's identity weights (50 pixels, 1 features): with the paper's 1 / 50
+    # the feature identity term is ~50x the style term early on and a short run learns no style.
+    ("sanet", [("sanet", ["--steps", "150", "--batch_size", "2", "--lr", "2e-4"], "adain@0"),
+               ("sanet", ["--steps", "400", "--batch_size", "2", "--lr", "2e-4",
+                          "--identity_pixel_weight", "50", "--identity_feature_weight", "1"], None),
+               # Stage 2: style weight 10 (AdaIN's) instead of the paper's 3: after stage 1 our SANet
+               # scored a held-out style ratio of 1.06 against AdaIN's 0.71 (its unweighted mean/std
+               # term ended ~3x AdaIN's, over relu1_1..5_1 vs 1_1..4_1): the paper's balance
+               # under-stylizes with our normalised units and a CPU budget.
+               ("sanet", ["--steps", "300", "--batch_size", "2", "--lr", "2e-4", "--style_weight", "10",
+                          "--identity_pixel_weight", "50", "--identity_feature_weight", "1"], None),
+               # Stage 3: style weight 20: stage 2 moved the held-out style ratio only 1.06 -> 1.00.
+               ("sanet", ["--steps", "200", "--batch_size", "2", "--lr", "2e-4", "--style_weight", "20",
+                          "--identity_pixel_weight", "50", "--identity_feature_weight", "1"], None),
+               # Stage 4, the same (stage 3 ended at 0.91): 0.91 -> 0.83. From stage 3, 120 steps at style
+               # weight 50 (lr 5e-4) scored 1.09, at lr 1e-3 it diverged, and 250 at weight 30, 1.09:
+               # each stage restarts Adam, and a larger style weight's first steps undo the stylization. A
+               # stage 5 like it scored 0.90 (batch-2 noise): not kept. Nor a stage at style weight 50 with a
+               # 50-step learning-rate warm-up (--warmup_steps, so the fresh Adam's first steps could not
+               # undo it): 0.83 / Gram 0.81 / content 0.92 against this stage's 0.83 / 0.77 / 0.86.
+               ("sanet", ["--steps", "250", "--batch_size", "2", "--lr", "2e-4", "--style_weight", "20",
+                          "--identity_pixel_weight", "50", "--identity_feature_weight", "1"], None),
+               # Stage 5: the transform of stage 4, the decoder of the folded AdaIN stage (adain@1).
+               ("sanet", ["--steps", "400", "--batch_size", "2", "--lr", "1e-4", "--warmup_steps", "20",
+                          "--style_weight", "20", "--identity_pixel_weight", "50", "--identity_feature_weight",
+                          "1"], ("sanet", "adain"))]),
+    ("wct_relu2_1", [("wct", ["--level", "2", "--steps", "400", "--lr", "1e-3"], None)]),
+    ("wct_relu3_1", [("wct", ["--level", "3", "--steps", "250"], None),
+                     ("wct", ["--level", "3", "--steps", "400"], None)]),
+    # The relu4_1 reconstruction decoder seeds the deeper and the skip decoders: stage 1 trains it on.
+    ("wct_relu4_1", [("wct", ["--level", "4", "--steps", "60"], "adain@0"),
+                     ("wct", ["--level", "4", "--steps", "300"], None)]),
+    # A further 300 steps from this export (session 5) lowered held-out PSNR 11.3 -> 10.9 dB: not kept.
+    # Stage 1 replaces it with CBAM conv5_1's decoder, skips folded (train/fold.py), and nothing else: one
+    # step at a negligible learning rate (a trainer run takes at least one step). Held-out recon 11.3 ->
+    # 13.4 dB, WCT style ratio 0.56 -> 0.53 and content 0.97 -> 0.88: the photo is visible again. 50
+    # steps of the reconstruction loss at lr 1e-4 after the fold lowered the training loss 14.2 -> 12.1
+    # but scored 0.56 / 0.94, 10.8 dB: not kept. Folding CBAM conv4_1's decoder for the relu4_1 one
+    # reconstructed better (18.5 dB against 17.6) but the transfer scored less stylized (0.64), the
+    # conv3_1 folds for relu3_1 / relu2_1 (24.9 / 29.4 dB against 20.6 / 21.3) no differently (0.53 /
+    # 0.89): not kept.
+    ("wct_relu5_1", [("wct", ["--level", "5", "--steps", "100"], "wct_relu4_1"),
+                     ("wct", ["--level", "5", "--steps", "1", "--lr", "1e-12", "--fold_skips", "24"],
+                      "cbam_conv5_1")]),
     # The plain mirror (--norm none), warm-started whole from the relu3_1 WCT decoder. With the released
     # net's instance norm the warm-started kernels sit between norm layers they were not trained with,
     # and the norms discard each image's channel statistics, i.e. much of the swapped style's colour:
@@ -121,21 +151,32 @@ RECIPE: list[tuple[str, list[Stage]]] = [
     # style ratio 1.15, content 0.73); after stage 1: 0.75 / 0.85.
     ("sanet_r41", [("sanet", ["--multi_level", "false", "--steps", "60", "--batch_size", "2", "--lr", "2e-4",
                               "--style_weight", "10"],
-                    "sanet"),
+                    "sanet@4"),
                    ("sanet", ["--multi_level", "false", "--steps", "200", "--batch_size", "2", "--lr", "2e-4",
                               "--style_weight", "20", "--identity_pixel_weight", "50",
                               "--identity_feature_weight", "1"], None)]),
 ]
 
 
-def command(name: str, stage: int, module: str, flags: list[str], init: str | None) -> list[str]:
+def start_path(start: str) -> Path:
+    """File of a warm start: ``name`` -> weights/name.npz, ``name@k`` -> runs/recipe/name@k.npz."""
+    return RECIPE_EXPORTS / f"{start}.npz" if "@" in start else WEIGHTS / f"{start}.npz"
+
+
+def starts(name: str, stage: int, init: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    if init is None:
+        return (name,) if stage > 0 else ()
+    return (init,) if isinstance(init, str) else tuple(init)
+
+
+def command(name: str, stage: int, module: str, flags: list[str], init: str | tuple[str, ...] | None) -> list[str]:
     workdir = REPO / "runs" / (name if stage == 0 else f"{name}.{stage}")
     argv = [sys.executable, "-m", f"train.{module}", "--preset", "cpu", *flags,
             "--workdir", str(workdir), "--export", str(WEIGHTS / f"{name}.npz"),
             "--export_dtype", "int8", "--no_progress"]
-    init = name if stage > 0 else init
-    if init:
-        argv += ["--init", str(WEIGHTS / f"{init}.npz")]
+    files = starts(name, stage, init)
+    if files:
+        argv += ["--init", ",".join(str(start_path(f)) for f in files)]
     return argv
 
 
@@ -151,7 +192,9 @@ def record(name: str) -> dict:
     _, card = params_io.load(path)
     return {"file": path.name, "sha256": sha256(path), "bytes": path.stat().st_size, "method": card["method"],
             "steps": card["steps"], "crop": card["image_size"]["crop"], "batch_size": card["batch_size"],
-            "training_time_s": card["training_time_s"], "warm_start": Path(card["config"]["init"]).stem if card["config"].get("init") else None,
+            "training_time_s": card["training_time_s"],
+            "warm_start": ",".join(Path(p).stem for p in card["config"]["init"].split(",")) or None
+            if card["config"].get("init") else None,
             "final_losses": card["final_losses"]}
 
 
@@ -210,11 +253,19 @@ def main(argv: list[str] | None = None) -> int:
         if target.is_file() and not args.force:
             print(f"[ship] {name}: {target.name} exists, skipped (--force retrains)", flush=True)
             continue
-        first = stages[0][2] if args.from_stage == 0 else name
-        if first and not (WEIGHTS / f"{first}.npz").is_file():
-            print(f"[ship] {name}: needs {first}.npz first (warm start); skipped", flush=True)
+        if args.from_stage >= len(stages):
+            print(f"[ship] {name}: has {len(stages)} stages, none from stage {args.from_stage}; skipped", flush=True)
+            continue
+        missing = [start_path(f) for f in starts(name, args.from_stage, stages[args.from_stage][2])
+                   if not start_path(f).is_file()]
+        if missing:
+            print(f"[ship] {name}: needs {', '.join(map(str, missing))} first (warm start); skipped", flush=True)
             continue
         for k in range(args.from_stage, len(stages)):
+            missing = [start_path(f) for f in starts(name, k, stages[k][2]) if not start_path(f).is_file()]
+            if missing:
+                print(f"[ship] {name} stage {k}: needs {', '.join(map(str, missing))} (warm start)", flush=True)
+                return 1
             log_path = REPO / "runs" / f"{name}.log"
             log_path.parent.mkdir(parents=True, exist_ok=True)
             print(f"[ship] {name} stage {k}: training, log in {log_path}", flush=True)
@@ -225,6 +276,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"[ship] {name} stage {k}: failed (exit {rc}); see {log_path}", flush=True)
                 return rc
             update_manifest([name], stage=k)
+            RECIPE_EXPORTS.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(target, RECIPE_EXPORTS / f"{name}@{k}.npz")
             print(f"[ship] {name} stage {k}: exported in {time.perf_counter() - t0:.0f} s", flush=True)
     return 0
 

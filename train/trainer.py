@@ -202,8 +202,9 @@ def init_state(method: Method, cfg: TrainConfig, tx: optax.GradientTransformatio
     return {"params": params, "opt": tx.init(params), "step": jnp.zeros((), jnp.int32)}
 
 
-def warm_start(params: Params, path: str | os.PathLike) -> tuple[Params, int, int]:
-    """Copy into ``params`` every array of the exported checkpoint ``path`` that matches by name.
+def warm_start(params: Params, path: str | os.PathLike | Params) -> tuple[Params, int, int]:
+    """Copy into ``params`` every array of the exported checkpoint ``path`` (or of a parameter tree,
+    e.g. :func:`train.fold.folded_source`'s) that matches by name.
 
     A parameter matches the checkpoint array whose key path shares the longest suffix with its own
     (at least the layer name and the leaf, e.g. ``dec3_1/kernel``), if that array is unique and has
@@ -215,7 +216,7 @@ def warm_start(params: Params, path: str | os.PathLike) -> tuple[Params, int, in
     Raises:
       CheckpointError (via params_io) for an unreadable file; ValueError when nothing matches.
     """
-    source = params_io.dequantize(params_io.load(path)[0])
+    source = path if isinstance(path, dict) else params_io.dequantize(params_io.load(path)[0])
     flat_src = {key_names(p): v
                 for p, v in jax.tree_util.tree_flatten_with_path(source)[0]}
 
@@ -241,8 +242,36 @@ def warm_start(params: Params, path: str | os.PathLike) -> tuple[Params, int, in
     params = jax.tree_util.tree_map_with_path(pick, params)
     total = len(jax.tree_util.tree_leaves(params))
     if copied == 0:
-        raise ValueError(f"--init {path}: no parameter matches by name and shape")
+        raise ValueError(f"--init {'(folded)' if isinstance(path, dict) else path}: no parameter matches "
+                         "by name and shape")
     return params, copied, total
+
+
+def init_paths(cfg: TrainConfig) -> list[str]:
+    """The ``--init`` files in order (comma-separated)."""
+    return [p for p in cfg.init.split(",") if p]
+
+
+def folded_init(cfg: TrainConfig, params: Params, vgg: Params, loader) -> Params:
+    """``--init`` with ``--fold_skips N``: the skip decoder of ``cfg.init`` folded into the plain decoder
+    ``params["decoder"]`` (:mod:`train.fold`), its affines fitted on the content crops of the first
+    batches. Multi-host: process 0's fold is broadcast, so every host starts from the same parameters."""
+    from train import fold  # pylint: disable=import-outside-toplevel
+
+    if "decoder" not in params:
+        raise ValueError(f"--fold_skips: this model has no plain 'decoder' to start ({sorted(params)})")
+    crops, step = [], 0
+    while sum(len(c) for c in crops) < cfg.fold_skips:
+        crops.append(loader.batch(step)["content"])
+        step += 1
+    images = jnp.asarray(np.concatenate(crops)[: cfg.fold_skips], jnp.float32) / 255.0
+    tree = params_io.dequantize(params_io.load(cfg.init)[0])
+    source = fold.folded_source(tree, vgg, images, start=fold.input_layer(params["decoder"]))
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
+
+        source = multihost_utils.broadcast_one_to_all(source)
+    return jax.device_get(source)
 
 
 def make_step_fn(method: Method, cfg: TrainConfig, tx: optax.GradientTransformation):
@@ -356,9 +385,14 @@ def train(method: Method, cfg: TrainConfig, workdir: str | os.PathLike | None = 
 
     init_note = ""
     if cfg.init:  # before resuming: a resumed run keeps its own parameters
-        params, copied, total = warm_start(jax.device_get(state["params"]), cfg.init)
+        params = jax.device_get(state["params"])
+        notes = []
+        for path in init_paths(cfg):  # later files override earlier ones where both match
+            source = folded_init(cfg, params, vgg, loader) if cfg.fold_skips else path
+            params, copied, total = warm_start(params, source)
+            notes.append(f"{copied}/{total} arrays from {path}" + (" (skips folded)" if cfg.fold_skips else ""))
         state = {**state, "params": jax.device_put(params, repl)}
-        init_note = f" init={copied}/{total} arrays from {cfg.init}"
+        init_note = " init=" + ", then ".join(notes)
 
     # --- 5. Resume -----------------------------------------------------------------------------------
     ckpt = ckpt_lib.Checkpointer(workdir / "checkpoints", keep=cfg.keep_ckpts, use_async=use_async_ckpt)
