@@ -111,7 +111,7 @@ RECIPE: list[tuple[str, list[Stage]]] = [
                ("sanet", ["--steps", "250", "--batch_size", "2", "--lr", "2e-4", "--style_weight", "20",
                           "--identity_pixel_weight", "50", "--identity_feature_weight", "1"], None),
                # Stage 5: the transform of stage 4, the decoder of the folded AdaIN stage (adain@1).
-               ("sanet", ["--steps", "400", "--batch_size", "2", "--lr", "1e-4", "--warmup_steps", "20",
+               ("sanet", ["--steps", "300", "--batch_size", "2", "--lr", "1e-4", "--warmup_steps", "20",
                           "--style_weight", "20", "--identity_pixel_weight", "50", "--identity_feature_weight",
                           "1"], ("sanet", "adain"))]),
     ("wct_relu2_1", [("wct", ["--level", "2", "--steps", "400", "--lr", "1e-3"], None)]),
