@@ -202,8 +202,8 @@ def init_state(method: Method, cfg: TrainConfig, tx: optax.GradientTransformatio
     return {"params": params, "opt": tx.init(params), "step": jnp.zeros((), jnp.int32)}
 
 
-def warm_start(params: Params, path: str | os.PathLike | Params) -> tuple[Params, int, int]:
-    """Copy into ``params`` every array of the exported checkpoint ``path`` (or of a parameter tree,
+def warm_start(params: Params, source: str | os.PathLike | Params) -> tuple[Params, int, int]:
+    """Copy into ``params`` every array of the exported checkpoint file ``source`` (or of a parameter tree,
     e.g. :func:`train.fold.folded_source`'s) that matches by name.
 
     A parameter matches the checkpoint array whose key path shares the longest suffix with its own
@@ -216,9 +216,9 @@ def warm_start(params: Params, path: str | os.PathLike | Params) -> tuple[Params
     Raises:
       CheckpointError (via params_io) for an unreadable file; ValueError when nothing matches.
     """
-    source = path if isinstance(path, dict) else params_io.dequantize(params_io.load(path)[0])
+    tree = source if isinstance(source, dict) else params_io.dequantize(params_io.load(source)[0])
     flat_src = {key_names(p): v
-                for p, v in jax.tree_util.tree_flatten_with_path(source)[0]}
+                for p, v in jax.tree_util.tree_flatten_with_path(tree)[0]}
 
     def shared_suffix(a: tuple[str, ...], b: tuple[str, ...]) -> int:
         n = 0
@@ -242,7 +242,7 @@ def warm_start(params: Params, path: str | os.PathLike | Params) -> tuple[Params
     params = jax.tree_util.tree_map_with_path(pick, params)
     total = len(jax.tree_util.tree_leaves(params))
     if copied == 0:
-        raise ValueError(f"--init {'(folded)' if isinstance(path, dict) else path}: no parameter matches "
+        raise ValueError(f"--init {'(folded)' if isinstance(source, dict) else source}: no parameter matches "
                          "by name and shape")
     return params, copied, total
 
