@@ -118,7 +118,7 @@ RECIPE: list[tuple[str, list[Stage]]] = [
     ("wct_relu2_1", [("wct", ["--level", "2", "--steps", "400", "--lr", "1e-3"], None)]),
     ("wct_relu3_1", [("wct", ["--level", "3", "--steps", "250"], None),
                      ("wct", ["--level", "3", "--steps", "400"], None)]),
-    # The relu4_1 reconstruction decoder seeds the deeper and the skip decoders: stage 1 trains it on.
+    # The relu4_1 reconstruction decoder seeds the relu5_1 one's first stage: stage 1 trains it on.
     ("wct_relu4_1", [("wct", ["--level", "4", "--steps", "60"], "adain@0"),
                      ("wct", ["--level", "4", "--steps", "300"], None)]),
     # A further 300 steps from this export (session 5) lowered held-out PSNR 11.3 -> 10.9 dB: not kept.
@@ -152,7 +152,7 @@ RECIPE: list[tuple[str, list[Stage]]] = [
     # style ratio 1.15, content 0.73); after stage 1: 0.75 / 0.85.
     ("sanet_r41", [("sanet", ["--multi_level", "false", "--steps", "60", "--batch_size", "2", "--lr", "2e-4",
                               "--style_weight", "10"],
-                    "sanet@4"),
+                    "sanet"),
                    ("sanet", ["--multi_level", "false", "--steps", "200", "--batch_size", "2", "--lr", "2e-4",
                               "--style_weight", "20", "--identity_pixel_weight", "50",
                               "--identity_feature_weight", "1"], None)]),
