@@ -740,7 +740,9 @@ def test_fold_skips_starts_a_plain_decoder_from_a_skip_export(folders, tmp_path,
     assert rc == 0
     assert "init=10/10 arrays from" in capsys.readouterr().out
     params, _ = params_io.load(export)
-    assert not np.allclose(params["decoder"]["dec1_1"]["kernel"], source["autoencoder"]["decoder"]["dec1_1"]["kernel"])
+    folded, skip = params_io.dequantize(params)["decoder"], source["autoencoder"]["decoder"]
+    assert not np.allclose(folded["dec1_2"]["kernel"], skip["dec1_2"]["kernel"])  # scaled by the relu1_1 affine
+    assert not np.allclose(folded["dec1_1"]["bias"], skip["dec1_1"]["bias"])  # shifted by it
     avatar = importlib.import_module("train.avatar")
     with pytest.raises(ValueError, match="RGB head"):
         fold.skip_decoder_layer(avatar.METHOD.init(_config(avatar, folders), jax.random.key(0))["decoder"])
