@@ -765,3 +765,8 @@ def test_several_init_files_apply_in_order(folders, tmp_path, capsys):
     for key, source in (("transform", first), ("decoder", second)):
         for x, y in zip(jax.tree_util.tree_leaves(params[key]), jax.tree_util.tree_leaves(source[key])):
             np.testing.assert_allclose(x, y, atol=1e-6)
+    a.unlink()
+    b.unlink()  # a resumed run keeps its own parameters: --init is not read again
+    rc = trainer.main(sanet.METHOD, _argv(folders, tmp_path / "run", "--width", "0.125", "--steps", "2", "--lr",
+                                          "1e-12", "--init", f"{a},{b}", "--export", str(export)))
+    assert rc == 0 and "init=" not in capsys.readouterr().out

@@ -97,9 +97,14 @@ class TrainConfig:
             raise ValueError(f"lr must be > 0 and lr_decay >= 0, got {self.lr}, {self.lr_decay}")
         if self.warmup_steps < 0:
             raise ValueError(f"warmup_steps must be >= 0, got {self.warmup_steps}")
-        if self.fold_skips < 0 or (self.fold_skips and len([p for p in self.init.split(",") if p]) != 1):
+        if self.fold_skips < 0 or (self.fold_skips and len(self.init_files) != 1):
             raise ValueError(f"fold_skips must be >= 0 and needs --init with one file (a skip-decoder export), "
                              f"got {self.fold_skips} with init={self.init!r}")
+
+    @property
+    def init_files(self) -> tuple[str, ...]:
+        """The ``--init`` checkpoint files in the order they are applied."""
+        return split_init(self.init)
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -111,6 +116,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "cpu": dict(resize=160, crop=128, batch_size=4, steps=3000, lr=5e-4, lr_decay=5e-5,
                 log_every=20, ckpt_every=250, workers=2, prefetch=2),
 }
+
+
+def split_init(init: str) -> tuple[str, ...]:
+    """``--init``'s comma-separated list (also as recorded in an export card's config)."""
+    return tuple(p for p in init.split(",") if p)
 
 
 def make_config(cls: type[TrainConfig], preset: str, method_presets: dict[str, dict[str, Any]] | None = None,

@@ -35,7 +35,6 @@ from collections.abc import Mapping
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from nst_jax import vgg19
@@ -138,6 +137,5 @@ def fold_affines(decoder: Params, affines: Mapping[str, tuple[np.ndarray, np.nda
 
 def folded_source(tree: Mapping[str, Any], vgg: Params, images: jax.Array, *, start: str) -> Params:
     """``{"decoder": plain decoder params}`` for :func:`train.trainer.warm_start`, from an export ``tree``."""
-    decoder = jax.tree.map(jnp.asarray, find_decoder(tree))
-    affines = fit_affines(decoder, vgg, images, start=start)
-    return {"decoder": fold_affines(jax.tree.map(np.asarray, decoder), affines)}
+    decoder = jax.tree.map(np.asarray, find_decoder(tree))
+    return {"decoder": fold_affines(decoder, fit_affines(decoder, vgg, images, start=start))}

@@ -33,6 +33,8 @@ import sys
 import time
 from pathlib import Path
 
+from train.config import split_init
+
 REPO = Path(__file__).resolve().parents[1]
 WEIGHTS = REPO / "weights"
 
@@ -170,6 +172,11 @@ def starts(name: str, stage: int, init: str | tuple[str, ...] | None) -> tuple[s
     return (init,) if isinstance(init, str) else tuple(init)
 
 
+def missing_starts(name: str, stage: int, init: str | tuple[str, ...] | None) -> list[Path]:
+    """The warm-start files of ``name``'s stage ``stage`` that do not exist yet."""
+    return [start_path(f) for f in starts(name, stage, init) if not start_path(f).is_file()]
+
+
 def command(name: str, stage: int, module: str, flags: list[str], init: str | tuple[str, ...] | None) -> list[str]:
     workdir = REPO / "runs" / (name if stage == 0 else f"{name}.{stage}")
     argv = [sys.executable, "-m", f"train.{module}", "--preset", "cpu", *flags,
@@ -194,8 +201,7 @@ def record(name: str) -> dict:
     return {"file": path.name, "sha256": sha256(path), "bytes": path.stat().st_size, "method": card["method"],
             "steps": card["steps"], "crop": card["image_size"]["crop"], "batch_size": card["batch_size"],
             "training_time_s": card["training_time_s"],
-            "warm_start": ",".join(Path(p).stem for p in card["config"]["init"].split(",")) or None
-            if card["config"].get("init") else None,
+            "warm_start": ",".join(Path(p).stem for p in split_init(card["config"].get("init", ""))) or None,
             "final_losses": card["final_losses"]}
 
 
@@ -257,13 +263,12 @@ def main(argv: list[str] | None = None) -> int:
         if args.from_stage >= len(stages):
             print(f"[ship] {name}: has {len(stages)} stages, none from stage {args.from_stage}; skipped", flush=True)
             continue
-        missing = [start_path(f) for f in starts(name, args.from_stage, stages[args.from_stage][2])
-                   if not start_path(f).is_file()]
+        missing = missing_starts(name, args.from_stage, stages[args.from_stage][2])
         if missing:
             print(f"[ship] {name}: needs {', '.join(map(str, missing))} first (warm start); skipped", flush=True)
             continue
         for k in range(args.from_stage, len(stages)):
-            missing = [start_path(f) for f in starts(name, k, stages[k][2]) if not start_path(f).is_file()]
+            missing = missing_starts(name, k, stages[k][2])
             if missing:
                 print(f"[ship] {name} stage {k}: needs {', '.join(map(str, missing))} (warm start)", flush=True)
                 return 1

@@ -247,13 +247,8 @@ def warm_start(params: Params, source: str | os.PathLike | Params) -> tuple[Para
     return params, copied, total
 
 
-def init_paths(cfg: TrainConfig) -> list[str]:
-    """The ``--init`` files in order (comma-separated)."""
-    return [p for p in cfg.init.split(",") if p]
-
-
-def folded_init(cfg: TrainConfig, params: Params, vgg: Params, loader) -> Params:
-    """``--init`` with ``--fold_skips N``: the skip decoder of ``cfg.init`` folded into the plain decoder
+def folded_init(cfg: TrainConfig, path: str, params: Params, vgg: Params, loader) -> Params:
+    """``--init`` with ``--fold_skips N``: the skip decoder exported at ``path`` folded into the plain decoder
     ``params["decoder"]`` (:mod:`train.fold`), its affines fitted on the content crops of the first
     batches. Multi-host: process 0's fold is broadcast, so every host starts from the same parameters."""
     from train import fold  # pylint: disable=import-outside-toplevel
@@ -265,7 +260,7 @@ def folded_init(cfg: TrainConfig, params: Params, vgg: Params, loader) -> Params
         crops.append(loader.batch(step)["content"])
         step += 1
     images = jnp.asarray(np.concatenate(crops)[: cfg.fold_skips], jnp.float32) / 255.0
-    tree = params_io.dequantize(params_io.load(cfg.init)[0])
+    tree = params_io.dequantize(params_io.load(path)[0])
     source = fold.folded_source(tree, vgg, images, start=fold.input_layer(params["decoder"]))
     if jax.process_count() > 1:
         from jax.experimental import multihost_utils  # pylint: disable=import-outside-toplevel
@@ -383,21 +378,19 @@ def train(method: Method, cfg: TrainConfig, workdir: str | os.PathLike | None = 
     state = jax.jit(lambda key: init_state(method, cfg, tx, key), out_shardings=repl)(
         jax.random.key(cfg.seed))
 
-    init_note = ""
-    if cfg.init:  # before resuming: a resumed run keeps its own parameters
+    # --- 5. Resume, or start fresh (warm start, closed-form fit) -------------------------------------
+    ckpt = ckpt_lib.Checkpointer(workdir / "checkpoints", keep=cfg.keep_ckpts, use_async=use_async_ckpt)
+    restored = ckpt.restore(state)
+    prior_time, start, init_note = 0.0, 0, ""
+    if restored is None and cfg.init:  # a resumed run keeps its own parameters
         params = jax.device_get(state["params"])
         notes = []
-        for path in init_paths(cfg):  # later files override earlier ones where both match
-            source = folded_init(cfg, params, vgg, loader) if cfg.fold_skips else path
+        for path in cfg.init_files:  # later files override earlier ones where both match
+            source = folded_init(cfg, path, params, vgg, loader) if cfg.fold_skips else path
             params, copied, total = warm_start(params, source)
             notes.append(f"{copied}/{total} arrays from {path}" + (" (skips folded)" if cfg.fold_skips else ""))
         state = {**state, "params": jax.device_put(params, repl)}
         init_note = " init=" + ", then ".join(notes)
-
-    # --- 5. Resume -----------------------------------------------------------------------------------
-    ckpt = ckpt_lib.Checkpointer(workdir / "checkpoints", keep=cfg.keep_ckpts, use_async=use_async_ckpt)
-    restored = ckpt.restore(state)
-    prior_time, start = 0.0, 0
     if restored is None and method.fit is not None:
         fitted = method.fit(cfg, jax.device_get(state["params"]), vgg, loader)
         state = {**state, "params": jax.device_put(fitted, repl), "opt": jax.jit(tx.init, out_shardings=repl)(fitted)}
