@@ -43,8 +43,10 @@ PAIRS = (("coffee.jpg", "kandinsky_composition_vii.jpg"), ("osprey.jpg", "hoitsu
          ("grace_hopper.jpg", "matisse_woman_with_hat.jpg"), ("summer_palace.jpg", "seurat_grande_jatte.jpg"),
          ("cat_chelsea.jpg", "tiffany_stained_glass.jpg"), ("singapore_skyline.jpg", "turner_shipwreck.jpg"),
          ("otters.jpg", "water_lilies.jpg"), ("rocket.jpg", "piranesi_prison_etching.jpg"))
-RECONSTRUCTION = ("wct_relu1_1", "wct_relu2_1", "wct_relu3_1", "wct_relu4_1", "wct_relu5_1", "style_swap",
+RECONSTRUCTION = ("adain", "wct_relu1_1", "wct_relu2_1", "wct_relu3_1", "wct_relu4_1", "wct_relu5_1", "style_swap",
                   "avatar", "aams", "cbam_conv3_1", "cbam_conv4_1", "cbam_conv5_1")
+# (AdaIN's decoder is trained on stylization, not reconstruction; its row shows how much of a photo
+# it can still draw.)
 # The papers' (or their reference code's) training budgets, for the table beside ours.
 PAPER_BUDGET = {
     "adain": "160k steps x 8 @ 256 px (Titan X, ~1 week)",
