@@ -770,3 +770,53 @@ def test_several_init_files_apply_in_order(folders, tmp_path, capsys):
     rc = trainer.main(sanet.METHOD, _argv(folders, tmp_path / "run", "--width", "0.125", "--steps", "2", "--lr",
                                           "1e-12", "--init", f"{a},{b}", "--export", str(export)))
     assert rc == 0 and "init=" not in capsys.readouterr().out
+
+
+def test_skip_decoder_stylization_stage_is_adains_loss_with_the_styles_skips(folders):
+    """train.cbam --style_weight: the decoder decodes AdaIN(content, style) at its depth with AdaIN
+    skips from the style; content term against that target, mean/std term against the style's over
+    relu1_1..depth (float64 numpy); only the decoder learns; with teacher forcing it is an error."""
+    from nst_jax import vgg19
+    from nst_jax.modules.decoders import SkipDecoder
+    from train import common
+
+    module = importlib.import_module("train.cbam")
+    cfg = dataclasses.replace(_config(module, folders), depth="conv3_1", style_weight=2.0)
+    vgg = trainer.load_vgg("random", "relu3_1")
+    rng = np.random.default_rng(1)
+    batch = {k: jnp.asarray(rng.random((2, 16, 24, 3), np.float32)) for k in ("content", "style")}
+    params = module.METHOD.init(cfg, jax.random.key(0))
+    total, terms = module.METHOD.loss(cfg, params, vgg, batch, None)
+
+    layers = ("relu1_1", "relu2_1", "relu3_1")
+    c = np.asarray(common.encode(vgg, batch["content"], layers)["relu3_1"], np.float64)
+    s = {k: np.asarray(v, np.float64) for k, v in common.encode(vgg, batch["style"], layers).items()}
+
+    def moments(x):  # per image and channel, the kernels' epsilon
+        return x.mean((1, 2), keepdims=True), np.sqrt(x.var((1, 2), keepdims=True) + 1e-5)
+
+    (mc, sc), (ms, ss) = moments(c), moments(s["relu3_1"])
+    target = ss * (c - mc) / sc + ms
+    out = SkipDecoder.aams("relu3_1").apply({"params": params["autoencoder"]["decoder"]}, jnp.asarray(target, jnp.float32),
+                                            {k: jnp.asarray(s[k], jnp.float32) for k in layers[:2]})
+    out_feats = {k: np.asarray(v, np.float64) / vgg19.MEAN_ACTIVATION[k]
+                 for k, v in common.encode(vgg, out, layers).items()}
+    content_term = np.mean((out_feats["relu3_1"] - target / vgg19.MEAN_ACTIVATION["relu3_1"]) ** 2)
+    style_term = sum(np.mean((a - b) ** 2) for k in layers
+                     for a, b in zip(moments(out_feats[k]), moments(s[k] / vgg19.MEAN_ACTIVATION[k])))
+    np.testing.assert_allclose(float(terms["loss/content"]), content_term, rtol=1e-3)
+    np.testing.assert_allclose(float(terms["loss/style"]), 2.0 * style_term, rtol=1e-3)
+    np.testing.assert_allclose(float(total), content_term + 2.0 * style_term, rtol=1e-3)
+
+    grads = jax.grad(lambda p: module.METHOD.loss(cfg, p, vgg, batch, None)[0])(params)
+    moved = {jax.tree_util.keystr(k): bool(jnp.any(g != 0)) for k, g in jax.tree_util.tree_flatten_with_path(grads)[0]}
+    assert all(v for k, v in moved.items() if "attention" not in k)
+    assert not any(v for k, v in moved.items() if "attention" in k)
+    assert module.METHOD.sources(cfg) == ("content", "style")
+    with pytest.raises(ValueError, match="teacher_forcing"):
+        dataclasses.replace(cfg, teacher_forcing=True).validate()
+    avatar = importlib.import_module("train.avatar")  # the other skip-decoder trainer shares the stage
+    avatar_cfg = dataclasses.replace(_config(avatar, folders), style_weight=1.0)
+    _, avatar_terms = avatar.METHOD.loss(avatar_cfg, avatar.METHOD.init(avatar_cfg, jax.random.key(0)),
+                                         trainer.load_vgg("random", "relu4_1"), batch, None)
+    assert set(avatar_terms) == {"loss/content", "loss/style"} and avatar.METHOD.sources(avatar_cfg) == ("content", "style")

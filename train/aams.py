@@ -15,7 +15,8 @@ Optimiser: Adam lr 1e-4 (no decay), beta2 0.99, **epsilon 1.0**, batch 8, 80k st
 The CBAM variant (seed 000) is ``python -m train.cbam``; it shares this spec.
 ``--teacher_forcing true`` (not in the papers; the shipped checkpoints' CPU recipe) trains only the
 decoder, segment by segment between its skips on the encoder's own features
-(:func:`train.common.segment_terms`).
+(:func:`train.common.segment_terms`); ``--style_weight W`` (a later CPU stage) trains the decoder
+alone on stylization, AdaIN's loss with the style's skips (:func:`train.common.stylization_terms`).
 """
 
 from __future__ import annotations
@@ -90,11 +91,15 @@ def make_method(kind: str, *, name: str, description: str, paper: dict, cpu: dic
         del key
         images = batch["content"]
         layers = common.relu_x1(layer(cfg))
-        feats = common.encode(vgg, images, layers)
-        if cfg.teacher_forcing:  # the decoder alone (the attention module waits for the next stage)
-            def decode(x, skips, **segment):
-                return model(cfg).apply({"params": params["autoencoder"]}, x, skips, **segment, method="decode")
 
+        def decode(x, skips, **segment):  # the decoder alone (the attention module waits)
+            return model(cfg).apply({"params": params["autoencoder"]}, x, skips, **segment, method="decode")
+
+        if cfg.style_weight:
+            terms = common.stylization_terms(cfg, vgg, decode, batch, layer(cfg))
+            return sum(terms.values()), terms
+        feats = common.encode(vgg, images, layers)
+        if cfg.teacher_forcing:
             terms = common.segment_terms(cfg, decode, layer(cfg), layers[-2::-1], images, feats)
             return sum(terms.values()), terms
         out, attended = model(cfg).apply({"params": params["autoencoder"]}, feats)
@@ -106,7 +111,7 @@ def make_method(kind: str, *, name: str, description: str, paper: dict, cpu: dic
         name=name,
         config=Config,
         presets={"paper": paper, "cpu": cpu},
-        sources=lambda cfg: ("content",),
+        sources=lambda cfg: ("content", "style") if cfg.style_weight else ("content",),
         encoder=lambda cfg: {**common.ENCODER, "layers": list(reversed(common.relu_x1(layer(cfg)))),
                              "loss_layers": list(common.relu_x1(layer(cfg)))},
         init=init,

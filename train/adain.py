@@ -27,9 +27,6 @@ import sys
 
 import jax
 
-from nst_jax import losses
-from nst_jax.kernels.adain import adain
-from nst_jax.kernels.stats import mean_std
 from nst_jax.modules.decoders import AdaINDecoder
 from train import common
 from train.config import TrainConfig, field
@@ -55,16 +52,9 @@ def init(cfg: Config, key: jax.Array):
 
 def loss(cfg: Config, params, vgg, batch, key):
     del key  # deterministic model
-    content = common.encode(vgg, batch["content"], ["relu4_1"])["relu4_1"]
-    style = common.encode(vgg, batch["style"], STYLE_LAYERS)
-    t = adain(content, style["relu4_1"])
-    out = decoder(cfg).apply({"params": params["decoder"]}, t)
-    out_feats = common.normalised(common.encode(vgg, out, STYLE_LAYERS))
-    style = common.normalised(style)
-    terms = {
-        "loss/content": cfg.content_weight * losses.mse(out_feats["relu4_1"], common.normalised({"relu4_1": t})["relu4_1"]),
-        "loss/style": cfg.style_weight * losses.moment_loss(out_feats, {k: mean_std(style[k]) for k in STYLE_LAYERS}),
-    }
+    terms = common.adain_objective(
+        vgg, lambda t, _: decoder(cfg).apply({"params": params["decoder"]}, t), batch["content"], batch["style"],
+        layer="relu4_1", content_weight=cfg.content_weight, style_weight=cfg.style_weight)
     return sum(terms.values()), terms
 
 

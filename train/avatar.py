@@ -13,7 +13,8 @@ kernels, Adam 1e-4 without decay, batch 8, 120k steps.
 
 ``--teacher_forcing true`` (not in the paper; the shipped checkpoint's CPU recipe) trains the decoder
 segment by segment between its skips on the encoder's own features instead
-(:func:`train.common.segment_terms`).
+(:func:`train.common.segment_terms`); ``--style_weight W`` (a later CPU stage) trains it on
+stylization, AdaIN's loss with the style's skips (:func:`train.common.stylization_terms`).
 """
 
 from __future__ import annotations
@@ -65,11 +66,14 @@ def init(cfg: Config, key: jax.Array):
 def loss(cfg: Config, params, vgg, batch, key):
     del key
     images = batch["content"]
-    feats = common.encode(vgg, images, LAYERS)
 
     def decode(x, skips, **segment):
         return decoder(cfg).apply({"params": params["decoder"]}, x, skips, **segment)
 
+    if cfg.style_weight:
+        terms = common.stylization_terms(cfg, vgg, decode, batch, "relu4_1")
+        return sum(terms.values()), terms
+    feats = common.encode(vgg, images, LAYERS)
     if cfg.teacher_forcing:
         terms = common.segment_terms(cfg, decode, "relu4_1", decoder(cfg).skip_layers, images, feats)
         return sum(terms.values()), terms
@@ -107,7 +111,7 @@ METHOD = Method(
     # cpu: normalised feature units -- at a few hundred steps the raw balance (relu4_1's errors ~400x
     # relu1_1's) leaves the decoder grey (train/ship.py, session 6).
     presets={"paper": dict(steps=120_000, **_OPT), "cpu": dict(_OPT, feature_units="normalised")},
-    sources=lambda cfg: ("content",),
+    sources=lambda cfg: ("content", "style") if cfg.style_weight else ("content",),
     encoder=lambda cfg: {**common.ENCODER, "layers": list(reversed(LAYERS)), "loss_layers": list(LAYERS)},
     init=init,
     loss=loss,

@@ -17,6 +17,7 @@ import jax.numpy as jnp
 
 from nst_jax import losses, vgg19
 from nst_jax.kernels.adain import adain
+from nst_jax.kernels.stats import mean_std
 from train.config import TrainConfig, field
 
 # DESIGN §3: feed-forward methods use reflect padding + max pooling (AdaIN/SANet family). Recorded in
@@ -45,6 +46,27 @@ def example_features(layers: Sequence[str], size: int = 2) -> dict[str, jax.Arra
     """Zeros shaped like encoder features (batch 1, tiny spatial size) for ``module.init``."""
     return {layer: jnp.zeros((1, size * (16 // vgg19.STRIDES[layer]), size * (16 // vgg19.STRIDES[layer]),
                               vgg19.CHANNELS[layer])) for layer in layers}
+
+
+def adain_objective(vgg, decode, content: jax.Array, style: jax.Array, *, layer: str, content_weight: float,
+                    style_weight: float) -> dict[str, jax.Array]:
+    """AdaIN's training loss (Huang & Belongie 2017 Eqs. 11-13) for any decoder from ``layer``.
+
+    ``t = AdaIN(f(c), f(s))`` at ``layer``; ``decode(t, style_feats) -> image`` (``style_feats``: the
+    style's encoder features at ``relu1_1..layer``, for decoders with AdaIN skips from the style);
+    ``L = w_c ||f(g) - t||^2 + w_s sum_l (||mu(phi_l(g)) - mu(phi_l(s))||^2 + ||sigma(..) - sigma(..)||^2)``
+    over ``phi_l = relu1_1..layer``, all in :func:`normalised` units.
+    """
+    layers = relu_x1(layer)
+    style_feats = encode(vgg, style, layers)
+    t = adain(encode(vgg, content, (layer,))[layer], style_feats[layer])
+    out = decode(t, style_feats)
+    out_feats = normalised(encode(vgg, out, layers))
+    target = normalised(style_feats)
+    return {
+        "loss/content": content_weight * losses.mse(out_feats[layer], normalised({layer: t})[layer]),
+        "loss/style": style_weight * losses.moment_loss(out_feats, {k: mean_std(target[k]) for k in layers}),
+    }
 
 
 FEATURE_UNITS = ("normalised", "raw")
@@ -93,6 +115,27 @@ class SkipReconstructionConfig(ReconstructionConfig):
     teacher_forcing: bool = field(False, "train the decoder segment by segment between its skips on the "
                                          "encoder's own features (segment_terms; not in the papers: a "
                                          "CPU-budget first stage)")
+    style_weight: float = field(0.0, "> 0: train the decoder on stylization with AdaIN's loss (content weight 1, "
+                                     "this style weight; stylization_terms; not in the papers: a CPU-budget "
+                                     "later stage) instead of reconstruction")
+
+    def validate(self) -> None:
+        super().validate()
+        if self.style_weight < 0 or (self.style_weight and self.teacher_forcing):
+            raise ValueError(f"style_weight must be >= 0 and excludes teacher_forcing, got {self.style_weight} "
+                             f"with teacher_forcing={self.teacher_forcing}")
+
+
+def stylization_terms(cfg: SkipReconstructionConfig, vgg, decode, batch, input_layer: str) -> dict[str, jax.Array]:
+    """A skip decoder trained on stylization (``--style_weight``): :func:`adain_objective` at its input
+    layer, ``decode(t, skips)`` given the *style's* features as skips, as at transfer time.
+
+    Why (not in Avatar-Net/AAMS): a reconstruction-trained decoder regresses each level to its
+    conditional mean given the coarser one, detail the skips' statistics cannot restore; at transfer
+    time that is blur, whose missing texture the style statistics of relu2_1..relu4_1 measure.
+    """
+    return adain_objective(vgg, decode, batch["content"], batch["style"], layer=input_layer, content_weight=1.0,
+                           style_weight=cfg.style_weight)
 
 
 def segment_terms(cfg: SkipReconstructionConfig, decode, input_layer: str, skip_layers: Sequence[str],
