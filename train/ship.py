@@ -77,15 +77,18 @@ RECIPE: list[tuple[str, list[Stage]]] = [
     # ratios 1.5 / 1.25 / 1.23 at relu2_1..4_1). A later stage (_STYLIZATION: train.common.stylization_terms,
     # AdaIN's loss on AdaIN(content, style) at the input layer, decoded with the style's skips, 400 steps)
     # gives every skip decoder its texture: held-out style ratios CBAM conv5_1 1.09 -> 0.56 (content 0.96
-    # -> 0.96), Avatar-Net 0.84 -> 0.42 (content 0.91 -> 0.90), AAMS 0.85 -> 0.49 (content 0.79 -> 0.83);
+    # -> 0.96), Avatar-Net 0.84 -> 0.42 (content 0.91 -> 0.90), AAMS 0.85 -> 0.49 (content 0.79 -> 0.83),
+    # CBAM conv4_1 0.79 -> 0.46 (content 0.84 -> 0.87), conv3_1 0.73 -> 0.59 (content 0.72 -> 0.73);
     # the others' first stages start from the teacher-forced conv5_1 decoder (cbam_conv5_1@0), as they
     # were made.
     ("cbam_conv5_1", [("cbam", ["--depth", "conv5_1", *_SEGMENTS, *_LSTSQ_HEAD, "--steps", "250"], "wct_relu1_1"),
                       ("cbam", ["--depth", "conv5_1", *_STYLIZATION, *_LSTSQ_HEAD], None)]),
-    ("cbam_conv4_1", [("cbam", ["--depth", "conv4_1", *_SEGMENTS, *_LSTSQ_HEAD, "--steps", "50"], "cbam_conv5_1@0")]),
+    ("cbam_conv4_1", [("cbam", ["--depth", "conv4_1", *_SEGMENTS, *_LSTSQ_HEAD, "--steps", "50"], "cbam_conv5_1@0"),
+                      ("cbam", ["--depth", "conv4_1", *_STYLIZATION, *_LSTSQ_HEAD], None)]),
     ("aams", [("aams", [*_SEGMENTS, *_LSTSQ_HEAD, "--steps", "50"], "cbam_conv5_1@0"),
               ("aams", [*_STYLIZATION, *_LSTSQ_HEAD], None)]),
-    ("cbam_conv3_1", [("cbam", ["--depth", "conv3_1", *_SEGMENTS, *_LSTSQ_HEAD, "--steps", "50"], "cbam_conv5_1@0")]),
+    ("cbam_conv3_1", [("cbam", ["--depth", "conv3_1", *_SEGMENTS, *_LSTSQ_HEAD, "--steps", "50"], "cbam_conv5_1@0"),
+                      ("cbam", ["--depth", "conv3_1", *_STYLIZATION, *_LSTSQ_HEAD], None)]),
     # Avatar-Net's head (dec1_1 64 -> 64 + ReLU, 7x7 RGB conv) has no counterpart to copy: it starts as
     # the identity + the least-squares relu1_1 decoder (train.avatar.fit) and stays there; 350
     # teacher-forced steps from a random head reached only ~18 dB on it.
