@@ -173,7 +173,9 @@ RECIPE: list[tuple[str, list[Stage]]] = [
     # Stage 1 as SANet's stage 3 (style weight 20, the SA code's identity weights): stage 0 kept the
     # paper's identity weights (1 pixels, 50 features), which held the transfer at the content (held-out
     # style ratio 1.15, content 0.73); after stage 1: 0.75 / 0.85. Stage 0 starts from SANet's stage 4
-    # export (sanet@4), as it was made.
+    # export (sanet@4), as it was made. SANet's stage 5 for it (transform alone under the frozen AdaIN
+    # decoder, 600 steps) traded style for content on the 8 quality pairs (style 0.70 -> 0.74, Gram
+    # 0.70 -> 0.79, content 0.88 -> 0.81): not kept.
     ("sanet_r41", [("sanet", ["--multi_level", "false", "--steps", "60", "--batch_size", "2", "--lr", "2e-4",
                               "--style_weight", "10"],
                     "sanet@4"),
