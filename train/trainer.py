@@ -9,7 +9,8 @@ module does everything else, top to bottom in :func:`train`:
   3. encoder   frozen VGG19 weights, replicated, passed to the step as an ARGUMENT (a closed-over
                array would be baked into the executable as a constant; and it is never checkpointed)
   4. model     ``method.init`` + Adam with inverse-time decay ``lr / (1 + decay * step)``
-  5. resume    orbax checkpoint of ``{"params", "opt", "step"}`` (:mod:`train.checkpoint`)
+  5. resume    orbax checkpoint of ``{"params", "opt", "step"}`` (:mod:`train.checkpoint`); a fresh run
+               instead applies ``--init`` (warm start, ``--fold_skips``) and ``method.fit``
   6. step      ``jax.jit`` with batch sharded ``P("data")`` and state replicated ``P()``; the loss is
                a mean over the global batch, so XLA inserts the gradient all-reduce
   7. loop      metrics fetched only at log/checkpoint boundaries (no per-step host sync), NaN/Inf
