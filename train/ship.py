@@ -78,9 +78,10 @@ RECIPE: list[tuple[str, list[Stage]]] = [
     # AdaIN's loss on AdaIN(content, style) at the input layer, decoded with the style's skips, 400 steps)
     # gives every skip decoder its texture: held-out style ratios CBAM conv5_1 1.09 -> 0.56 (content 0.96
     # -> 0.96), Avatar-Net 0.84 -> 0.42 (content 0.91 -> 0.90), AAMS 0.85 -> 0.49 (content 0.79 -> 0.83),
-    # CBAM conv4_1 0.79 -> 0.46 (content 0.84 -> 0.87), conv3_1 0.73 -> 0.59 (content 0.72 -> 0.73);
-    # the others' first stages start from the teacher-forced conv5_1 decoder (cbam_conv5_1@0), as they
-    # were made.
+    # CBAM conv4_1 0.79 -> 0.46 (content 0.84 -> 0.87), conv3_1 0.73 -> 0.59 (content 0.72 -> 0.73).
+    # Style weight 3 instead of 10 (Avatar-Net) scored the same, 0.42 / 0.89: the style's skips and the
+    # swapped input, not the weight, set how legible the photo stays. The others' first stages start
+    # from the teacher-forced conv5_1 decoder (cbam_conv5_1@0), as they were made.
     ("cbam_conv5_1", [("cbam", ["--depth", "conv5_1", *_SEGMENTS, *_LSTSQ_HEAD, "--steps", "250"], "wct_relu1_1"),
                       ("cbam", ["--depth", "conv5_1", *_STYLIZATION, *_LSTSQ_HEAD], None)]),
     ("cbam_conv4_1", [("cbam", ["--depth", "conv4_1", *_SEGMENTS, *_LSTSQ_HEAD, "--steps", "50"], "cbam_conv5_1@0"),
