@@ -111,7 +111,7 @@ def make_method(kind: str, *, name: str, description: str, paper: dict, cpu: dic
         name=name,
         config=Config,
         presets={"paper": paper, "cpu": cpu},
-        sources=lambda cfg: ("content", "style") if cfg.style_weight else ("content",),
+        sources=common.skip_decoder_sources,
         encoder=lambda cfg: {**common.ENCODER, "layers": list(reversed(common.relu_x1(layer(cfg)))),
                              "loss_layers": list(common.relu_x1(layer(cfg)))},
         init=init,

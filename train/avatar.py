@@ -111,7 +111,7 @@ METHOD = Method(
     # cpu: normalised feature units -- at a few hundred steps the raw balance (relu4_1's errors ~400x
     # relu1_1's) leaves the decoder grey (train/ship.py, session 6).
     presets={"paper": dict(steps=120_000, **_OPT), "cpu": dict(_OPT, feature_units="normalised")},
-    sources=lambda cfg: ("content", "style") if cfg.style_weight else ("content",),
+    sources=common.skip_decoder_sources,
     encoder=lambda cfg: {**common.ENCODER, "layers": list(reversed(LAYERS)), "loss_layers": list(LAYERS)},
     init=init,
     loss=loss,

@@ -126,6 +126,11 @@ class SkipReconstructionConfig(ReconstructionConfig):
                              f"with teacher_forcing={self.teacher_forcing}")
 
 
+def skip_decoder_sources(cfg: SkipReconstructionConfig) -> tuple[str, ...]:
+    """The image streams a skip decoder's stage reads: photos, and paintings for the stylization stage."""
+    return ("content", "style") if cfg.style_weight else ("content",)
+
+
 def stylization_terms(cfg: SkipReconstructionConfig, vgg, decode, batch, input_layer: str) -> dict[str, jax.Array]:
     """A skip decoder trained on stylization (``--style_weight``): :func:`adain_objective` at its input
     layer, ``decode(t, skips)`` given the *style's* features as skips, as at transfer time.

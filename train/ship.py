@@ -8,9 +8,9 @@ checkpoint already in ``weights/`` is skipped (``--force`` retrains, ``--from_st
 existing export with stage K). Decoders that share a mirror architecture are warm-started from an
 earlier export (``--init``): the least-squares relu1_1 decoder seeds the teacher-forced skip decoders
 (CBAM, AAMS, Avatar-Net); the CBAM conv4_1 decoder with its skips folded (``--fold_skips``,
-:mod:`train.fold`) seeds the AdaIN decoder and that of conv5_1 the relu5_1 WCT decoder; the first,
-end-to-end AdaIN decoder (``adain@0``) seeded SANet and the relu4_1 WCT decoder. Each then trains on its
-own loss. The step counts are a CPU
+:mod:`train.fold`) seeds the AdaIN decoder, which SANet's last stage uses frozen, and that of conv5_1
+the relu5_1 WCT decoder; the first, end-to-end AdaIN decoder (``adain@0``) seeded SANet and the relu4_1
+WCT decoder. Each then trains on its own loss (the skip decoders end with a stylization stage). The step counts are a CPU
 budget (a few hours of a shared 2-core CPU for everything; int8 kernels keep all of them under
 60 MB), nothing like the papers' 160k GPU steps.
 
