@@ -94,6 +94,28 @@ def _config(module, folders, **kw):
     return config_lib.make_config(module.Config, "cpu", module.METHOD.presets, **values)
 
 
+def _loss_on_random_pairs(module, cfg, depth: str, seed: int, style_power: float = 1.0):
+    """(vgg, batch, params, total, terms): ``module``'s loss on 2 random 16x24 content/style pairs,
+    random VGG19 up to ``depth``, parameters from key 0. ``style_power`` > 1 skews the styles' pixel
+    distribution so their feature statistics differ from the contents' (uniform noise of both kinds
+    would have nearly the same)."""
+    vgg = trainer.load_vgg("random", depth)
+    rng = np.random.default_rng(seed)
+    batch = {k: jnp.asarray(rng.random((2, 16, 24, 3), np.float32) ** (style_power if k == "style" else 1.0))
+             for k in ("content", "style")}
+    params = module.METHOD.init(cfg, jax.random.key(0))
+    total, terms = module.METHOD.loss(cfg, params, vgg, batch, None)
+    return vgg, batch, params, total, terms
+
+
+def _assert_only_the_decoder_learns(module, cfg, params, vgg, batch):
+    """Every decoder parameter gets a gradient, the attention module none."""
+    grads = jax.grad(lambda p: module.METHOD.loss(cfg, p, vgg, batch, None)[0])(params)
+    moved = {jax.tree_util.keystr(k): bool(jnp.any(g != 0)) for k, g in jax.tree_util.tree_flatten_with_path(grads)[0]}
+    assert all(v for k, v in moved.items() if "attention" not in k)
+    assert not any(v for k, v in moved.items() if "attention" in k)
+
+
 # --------------------------------------------------------------------------------------------------
 # Every entry point
 # --------------------------------------------------------------------------------------------------
@@ -570,10 +592,7 @@ def test_teacher_forced_segment_terms_against_numpy(module_name, depth, folders)
     np.testing.assert_allclose(float(terms["loss/pixel"]), pixel, rtol=1e-4)
     np.testing.assert_allclose(float(total), expected + pixel, rtol=1e-4)
 
-    grads = jax.grad(lambda p: module.METHOD.loss(cfg, p, vgg, {"content": images}, None)[0])(params)
-    moved = {jax.tree_util.keystr(k): bool(jnp.any(g != 0)) for k, g in jax.tree_util.tree_flatten_with_path(grads)[0]}
-    assert all(v for k, v in moved.items() if "attention" not in k)
-    assert not any(v for k, v in moved.items() if "attention" in k)
+    _assert_only_the_decoder_learns(module, cfg, params, vgg, {"content": images})
 
 
 def test_style_swap_moment_term_matches_each_latent_to_its_source_image(folders):
@@ -585,11 +604,7 @@ def test_style_swap_moment_term_matches_each_latent_to_its_source_image(folders)
 
     module = importlib.import_module("train.style_swap")
     cfg = dataclasses.replace(_config(module, folders), style_weight=2.0, feature_weight=0.0, tv_weight=0.0)
-    vgg = trainer.load_vgg("random", "relu3_1")
-    rng = np.random.default_rng(0)
-    batch = {k: jnp.asarray(rng.random((2, 16, 24, 3), np.float32)) for k in ("content", "style")}
-    params = module.METHOD.init(cfg, jax.random.key(0))
-    total, terms = module.METHOD.loss(cfg, params, vgg, batch, None)
+    vgg, batch, params, total, terms = _loss_on_random_pairs(module, cfg, "relu3_1", seed=0)
 
     layers = ("relu1_1", "relu2_1", "relu3_1")
     encoded = common.encode(vgg, jnp.concatenate([batch["content"], batch["style"]]), layers)
@@ -782,11 +797,7 @@ def test_skip_decoder_stylization_stage_is_adains_loss_with_the_styles_skips(fol
 
     module = importlib.import_module("train.cbam")
     cfg = dataclasses.replace(_config(module, folders), depth="conv3_1", style_weight=2.0)
-    vgg = trainer.load_vgg("random", "relu3_1")
-    rng = np.random.default_rng(1)
-    batch = {k: jnp.asarray(rng.random((2, 16, 24, 3), np.float32)) for k in ("content", "style")}
-    params = module.METHOD.init(cfg, jax.random.key(0))
-    total, terms = module.METHOD.loss(cfg, params, vgg, batch, None)
+    vgg, batch, params, total, terms = _loss_on_random_pairs(module, cfg, "relu3_1", seed=1, style_power=3.0)
 
     layers = ("relu1_1", "relu2_1", "relu3_1")
     c = np.asarray(common.encode(vgg, batch["content"], layers)["relu3_1"], np.float64)
@@ -808,10 +819,7 @@ def test_skip_decoder_stylization_stage_is_adains_loss_with_the_styles_skips(fol
     np.testing.assert_allclose(float(terms["loss/style"]), 2.0 * style_term, rtol=1e-3)
     np.testing.assert_allclose(float(total), content_term + 2.0 * style_term, rtol=1e-3)
 
-    grads = jax.grad(lambda p: module.METHOD.loss(cfg, p, vgg, batch, None)[0])(params)
-    moved = {jax.tree_util.keystr(k): bool(jnp.any(g != 0)) for k, g in jax.tree_util.tree_flatten_with_path(grads)[0]}
-    assert all(v for k, v in moved.items() if "attention" not in k)
-    assert not any(v for k, v in moved.items() if "attention" in k)
+    _assert_only_the_decoder_learns(module, cfg, params, vgg, batch)
     assert module.METHOD.sources(cfg) == ("content", "style")
     with pytest.raises(ValueError, match="teacher_forcing"):
         dataclasses.replace(cfg, teacher_forcing=True).validate()
