@@ -120,6 +120,26 @@ def parse_overrides(parser: argparse.ArgumentParser, specs: list[str]) -> dict[s
     return overrides
 
 
+def parse_alphas(parser: argparse.ArgumentParser, specs: list[str]) -> dict[str, float]:
+    """``["METHOD=VALUE", ...]`` -> ``{METHOD: VALUE}``; unknown methods and values outside [0, 1] are
+    usage errors."""
+    from nst_jax.methods import FEEDFORWARD  # pylint: disable=import-outside-toplevel
+
+    alphas = {}
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        if not sep or name not in FEEDFORWARD:
+            parser.error(f"--alpha takes METHOD=VALUE with a feed-forward method "
+                         f"({', '.join(sorted(FEEDFORWARD))}), got {spec!r}")
+        try:
+            alphas[name] = float(value)
+        except ValueError:
+            parser.error(f"--alpha {name}: {value!r} is not a number")
+        if not 0.0 <= alphas[name] <= 1.0:
+            parser.error(f"--alpha {name}: {alphas[name]} is outside [0, 1]")
+    return alphas
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", default=str(SHARED), help="folder with content/ and style/")
@@ -133,9 +153,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--checkpoint", action="append", default=[], metavar="NAME=FILE",
                         help="score FILE (e.g. a --export of train/) in place of the shipped checkpoint NAME; "
                              "repeatable")
+    parser.add_argument("--alpha", action="append", default=[], metavar="METHOD=VALUE",
+                        help="content-style trade-off of METHOD (default: the method's own default); repeatable")
     parser.add_argument("--out", default="benchmarks/results/quality", help="output folder")
     args = parser.parse_args(argv)
     overrides = parse_overrides(parser, args.checkpoint)
+    alphas = parse_alphas(parser, args.alpha)
 
     from tqdm import tqdm  # pylint: disable=import-outside-toplevel
 
@@ -173,6 +196,8 @@ def main(argv: list[str] | None = None) -> int:
         for m in names:
             bar.set_postfix(method=m, refresh=True)
             options = {"steps": args.gatys_steps} if m == "gatys" else {}
+            if m in alphas:
+                options["alpha"] = alphas[m]
             t0 = time.perf_counter()
             out = stylize(content, style, method=m, params=params[m], **options)
             times[m].append(time.perf_counter() - t0)

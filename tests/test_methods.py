@@ -209,11 +209,15 @@ def test_alpha_outside_the_unit_interval_is_rejected(name, alpha, images, params
         stylize(images["content"], images["style"], method=name, params=params(name), alpha=alpha)
 
 
-@pytest.mark.parametrize("name", ["adain", "wct"])
+REFERENCE_ALPHA = {"wct": 0.6, "avatar": 0.8}  # the reference code's defaults; others 1
+
+
+@pytest.mark.parametrize("name", ["adain", "wct", "avatar"])
 def test_alpha_default_is_the_methods_own(name, images, params):
-    """No ``alpha``: the method's ``default_alpha`` (WCT 0.6 like its reference code, others 1)."""
+    """No ``alpha``: the method's ``default_alpha`` (WCT 0.6, Avatar-Net 0.8 like their reference
+    code, others 1)."""
     spec, p = FEEDFORWARD[name], params(name, tamed=True)
-    assert spec.default_alpha == (0.6 if name == "wct" else 1.0)
+    assert spec.default_alpha == REFERENCE_ALPHA.get(name, 1.0)
     run = lambda **kw: stylize(images["content"], images["style"], method=name, params=p, **kw)  # noqa: E731
     default = run()
     np.testing.assert_array_equal(default, run(alpha=spec.default_alpha))

@@ -14,7 +14,7 @@ jitted forward and crops back.
 
 Runtime controls, the same for every method:
 * ``alpha`` in [0, 1]: content-style trade-off in feature space (1 = full style); ``None`` takes the
-  method's :attr:`FeedForward.default_alpha` (1, WCT's 0.6).
+  method's :attr:`FeedForward.default_alpha` (1; WCT's 0.6, Avatar-Net's 0.8).
 * ``style_weights``: interpolation weights of several styles (non-negative, summing to 1).
 * ``masks``: one (H, W) mask per style at the content's size (a style per region).
 * ``color``: ``"luminance"`` (keep the content's chrominance) or ``"match"`` (recolour each style
