@@ -96,6 +96,34 @@ def jitted(fn, **static):
     return jax.jit(functools.partial(fn, **static))
 
 
+# ---------------------------------------------------------------- Gram matrices
+
+
+@pytest.mark.parametrize("masked", [False, True])
+def test_gram_and_its_custom_gradient_match_float64_reference(masked):
+    """Value and reverse-mode gradients (features and mask) of ``L = sum(A * gram(F, m))`` for a
+    non-symmetric ``A``: ``dL/dF = m F (A + A^T) / S``, ``dL/dm_p = (f_p^T A f_p - L) / S``, S = sum(m)."""
+    x = correlated((2, 5, 4, 3))
+    a = RNG.standard_normal((2, 3, 3)).astype(np.float32)
+    m = RNG.uniform(0.0, 1.0, (2, 5, 4, 1)).astype(np.float32) if masked else np.ones((2, 5, 4, 1), np.float32)
+
+    def loss(x, m):
+        return jnp.sum(jnp.asarray(a) * K.gram(x, mask=m if masked else None))
+
+    value, (dx, dm) = jax.value_and_grad(loss, argnums=(0, 1))(jnp.asarray(x), jnp.asarray(m))
+    f, w, a64 = x.reshape(2, 20, 3).astype(np.float64), m.reshape(2, 20, 1).astype(np.float64), a.astype(np.float64)
+    s = w.sum(axis=1, keepdims=True)
+    grams = np.einsum("npc,npd->ncd", f * w, f) / s
+    ref_value = np.sum(a64 * grams)
+    ref_dx = w * np.einsum("npc,ncd->npd", f, a64 + a64.transpose(0, 2, 1)) / s
+    per_batch = np.sum(a64 * grams, axis=(1, 2))[:, None, None]
+    ref_dm = (np.einsum("npc,ncd,npd->np", f, a64, f)[..., None] - per_batch) / s
+    np.testing.assert_allclose(float(value), ref_value, rtol=1e-5)
+    np.testing.assert_allclose(np.asarray(dx).reshape(2, 20, 3), ref_dx, rtol=1e-4, atol=1e-5)
+    if masked:
+        np.testing.assert_allclose(np.asarray(dm).reshape(2, 20, 1), ref_dm, rtol=1e-4, atol=1e-5)
+
+
 # ---------------------------------------------------------------- AdaIN
 
 
