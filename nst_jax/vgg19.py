@@ -216,19 +216,31 @@ def features(
     last = LAYERS.index(deepest(layers))
     x = preprocess(params, images.astype(params["conv1_1"]["kernel"].dtype))
     out: dict[str, jax.Array] = {}
+    sequence = LAYERS[: last + 1]
+    deferred_bias = None  # the last conv of a block, when only its pool is wanted
     fused_relu = False
-    for name in LAYERS[: last + 1]:
+    for i, name in enumerate(sequence):
         if name.startswith("conv"):
+            kernel, bias = params[name]["kernel"], params[name]["bias"]
+            # Max pooling commutes with the per-channel bias and the (monotone) relu, so the block's
+            # last conv is pooled first and biased and rectified at a quarter of the size. (On XLA:CPU
+            # the relu fused into the pool's reduction also materialised a full-size zero operand.)
+            pooled_next = (pool == "max" and i + 2 < len(sequence) and sequence[i + 2].startswith("pool")
+                           and name not in wanted and sequence[i + 1] not in wanted)
+            if pooled_next:
+                deferred_bias, x = bias, conv2d_same(x, kernel, None, padding=padding)
+                continue
             # Every conv is followed by its relu: apply it inside the conv (in place) unless the
             # pre-activation itself is wanted.
             fused_relu = name not in wanted
-            x = conv2d_same(x, params[name]["kernel"], params[name]["bias"], padding=padding,
-                            activation=jax.nn.relu if fused_relu else None)
+            x = conv2d_same(x, kernel, bias, padding=padding, activation=jax.nn.relu if fused_relu else None)
         elif name.startswith("relu"):
-            if not fused_relu:
+            if not fused_relu and deferred_bias is None:
                 x = jax.nn.relu(x)
         else:
             x = pool2x2(x, pool)
+            if deferred_bias is not None:
+                x, deferred_bias = jax.nn.relu(x + deferred_bias.reshape(1, 1, 1, -1)), None
         if name in wanted:
             out[name] = x[0] if single else x
     return out

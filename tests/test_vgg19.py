@@ -114,6 +114,36 @@ def test_differentiable_wrt_params_and_image(random_vgg_params):
     assert float(jnp.abs(gp["conv4_1"]["kernel"]).sum()) == 0  # beyond relu3_1: untouched
 
 
+def test_gradients_match_a_plain_conv_bias_relu_pool_network(random_vgg_params):
+    """``features`` pools a block's last conv before its bias and relu (they commute with max
+    pooling); values and gradients equal those of the textbook order, built from XLA's primitives."""
+    x = jax.random.uniform(jax.random.key(5), (2, 22, 26, 3))  # odd pooled sizes: 11x13 -> 5x6
+    target = "relu3_1"
+
+    def plain(p, img):
+        h = vgg19.preprocess(p, img)
+        for name in vgg19.LAYERS[: vgg19.LAYERS.index(target) + 1]:
+            if name.startswith("conv"):
+                h = jax.lax.conv_general_dilated(h, p[name]["kernel"], (1, 1), "SAME",
+                                                 dimension_numbers=("NHWC", "HWIO", "NHWC")) + p[name]["bias"]
+            elif name.startswith("relu"):
+                h = jnp.maximum(h, 0.0)
+            else:
+                h = jax.lax.reduce_window(h, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+        return h
+
+    weights = jax.random.normal(jax.random.key(6), (2, 5, 6, 256))
+    ours = lambda p, img: jnp.sum(vgg19.features(p, img, (target,))[target] * weights)  # noqa: E731
+    reference = lambda p, img: jnp.sum(plain(p, img) * weights)  # noqa: E731
+    np.testing.assert_allclose(ours(random_vgg_params, x), reference(random_vgg_params, x), rtol=1e-5)
+    (gp, gx), (rp, rx) = (jax.grad(f, argnums=(0, 1))(random_vgg_params, x) for f in (ours, reference))
+    np.testing.assert_allclose(gx, rx, rtol=1e-4, atol=1e-6 * float(jnp.abs(rx).max()))
+    for name in ("conv1_2", "conv2_2", "conv3_1"):  # last convs of pooled blocks, and one after
+        for leaf in ("kernel", "bias"):
+            scale = float(jnp.abs(rp[name][leaf]).max())
+            np.testing.assert_allclose(gp[name][leaf], rp[name][leaf], rtol=1e-4, atol=1e-5 * scale)
+
+
 def test_bad_arguments(random_vgg_params):
     x = jnp.zeros((1, 32, 32, 3))
     with pytest.raises(ValueError, match="unknown VGG19 layer"):
