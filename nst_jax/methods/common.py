@@ -126,7 +126,9 @@ class FeedForward:
             raise InputError(f"{self.name} has no checkpoint named {unknown}; its checkpoints: "
                              f"{', '.join(self.checkpoints)}")
         params = {"vgg": vgg if vgg is not None else port.load()}
-        loaded = {name: checkpoints.load(name, path=paths.get(name), encoder=ENCODER)[0] for name in self.checkpoints}
+        # Device arrays, as port.load's: jitted calls then never re-copy them from host memory.
+        loaded = {name: jax.device_put(checkpoints.load(name, path=paths.get(name), encoder=ENCODER)[0])
+                  for name in self.checkpoints}
         if self.merge is not None:
             return self.merge(params, loaded)
         for tree in loaded.values():
