@@ -35,14 +35,24 @@ def compile_seconds(jitted, *args) -> tuple[Any, float, dict[str, float]]:
     return compiled, seconds, {"flops": float((cost or {}).get("flops", float("nan")))}
 
 
-def timed_alternating(fns: dict[str, Callable[[], Any]], *, repeats: int, warmup: int = 2) -> dict[str, list[float]]:
-    """Run each function ``warmup`` times, then ``repeats`` rounds alternating between them."""
+def timed_alternating(fns: dict[str, Callable[[], Any]], *, repeats: int, warmup: int = 2,
+                      settle: bool = True) -> dict[str, list[float]]:
+    """Run each function ``warmup`` times, then ``repeats`` rounds alternating between them.
+
+    With ``settle``, in each round every function runs twice back to back and only the second run is
+    timed (for calls of milliseconds to a second; multi-second ones can skip it): PyTorch's
+    OpenMP workers busy-wait for a while after a parallel region, so a JAX run started right after a
+    PyTorch one shares the two cores with them (a 256 px 64 -> 64 convolution: 17 ms right after a
+    PyTorch call, 12 ms after its own), while pausing between runs instead lets both go cold.
+    """
     for fn in fns.values():
         for _ in range(warmup):
             fn()
     times: dict[str, list[float]] = {name: [] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
+            if settle and len(fns) > 1:
+                fn()  # absorbs the previous function's after-effects
             t0 = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - t0)

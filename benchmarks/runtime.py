@@ -245,7 +245,8 @@ def bench_feedforward(names, params, size, device, args) -> tuple[list[dict], di
                       "xla_encoder_mb": footprint(pipe.enc["memory"]) / 2**20,
                       "rss_growth_mb": peak_rss_mb() - rss0}
         print(f"  compiled {name} @ {size}: {rows[name]['compile_s']:.2f} s", file=sys.stderr, flush=True)
-    times = common.timed_alternating(pipes, repeats=args.repeats, warmup=args.warmup)
+    # JAX only: no foreign thread pool spins between runs, so no settling run.
+    times = common.timed_alternating(pipes, repeats=args.repeats, warmup=args.warmup, settle=False)
     for name, samples in times.items():
         rows[name].update(stats_row(samples))
     return [rows[n] for n in names], pipes
