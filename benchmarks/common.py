@@ -42,7 +42,7 @@ def timed_alternating(fns: dict[str, Callable[[], Any]], *, repeats: int, warmup
     With ``settle``, in each round every function runs twice back to back and only the second run is
     timed (for calls of milliseconds to a second; multi-second ones can skip it): PyTorch's
     OpenMP workers busy-wait for a while after a parallel region, so a JAX run started right after a
-    PyTorch one shares the two cores with them (a 256 px 64 -> 64 convolution: 17 ms right after a
+    PyTorch one shares the two cores with them (one-off timing of a 256 px 64 -> 64 convolution: 17 ms right after a
     PyTorch call, 12 ms after its own), while pausing between runs instead lets both go cold.
     """
     for fn in fns.values():

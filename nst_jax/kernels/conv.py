@@ -23,7 +23,7 @@ The kernel gradient of the convolution is our own (:func:`_kernel_grad`): XLA:CP
 convolution whose "kernel" is the whole output-gradient map, 4-14x slower than PyTorch's oneDNN
 (one-off timings, a 4x256x256x64 -> 64 layer: 3.5-3.7 s against 0.26 s), which made every decoder's training step
 ~1.5x slower than the PyTorch twin's. Accumulating it one output row at a time, one matmul of the
-row's im2col window per row, is 1.3-5.6x faster than XLA's on the decoders' layer shapes (a
+row's im2col window per row, is 1.3-5.6x faster than XLA's on the decoders' layer shapes (one-off timings, a
 12x256x256x64 -> 64 layer: 0.33 s against 1.27 s; one matmul per kernel tap over all positions, the
 previous version, took 0.93 s: it re-reads the activation once per tap). The input gradient stays XLA's
 transposed convolution, which is on par with PyTorch's; for reflect padding it is that of the
