@@ -23,6 +23,7 @@ import optax  # noqa: E402
 
 from benchmarks import common  # noqa: E402
 from nst_jax import optimize as G  # noqa: E402
+from nst_jax.host_memory import reuse_freed_memory  # noqa: E402
 from nst_jax.image import load_image, resize  # noqa: E402
 from nst_jax.weights import port  # noqa: E402
 
@@ -125,6 +126,7 @@ def bench_optimizers(vgg, size: int, steps: int) -> list[dict]:
 
 
 def main(argv=None) -> int:
+    reuse_freed_memory()  # as the nst-jax command does; see nst_jax.host_memory
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", type=int, nargs="+", default=[256, 512])
     ap.add_argument("--repeats", type=int, default=7)

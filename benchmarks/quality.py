@@ -36,6 +36,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from benchmarks.common import machine, markdown_table  # noqa: E402
+from nst_jax.host_memory import reuse_freed_memory  # noqa: E402
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "images"
 # Deterministic held-out pairs: contents and styles the demo does not use come first.
@@ -150,6 +151,7 @@ def parse_alphas(parser: argparse.ArgumentParser, specs: list[str]) -> dict[str,
 
 
 def main(argv: list[str] | None = None) -> int:
+    reuse_freed_memory()  # as the nst-jax command does; see nst_jax.host_memory
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--images", default=str(SHARED), help="folder with content/ and style/")
     parser.add_argument("--pairs", type=int, default=6, help=f"number of (content, style) pairs (max {len(PAIRS)})")

@@ -66,6 +66,7 @@ import numpy as np  # noqa: E402
 from benchmarks import common  # noqa: E402
 from nst_jax import optimize as G  # noqa: E402
 from nst_jax.errors import CheckpointError  # noqa: E402
+from nst_jax.host_memory import reuse_freed_memory  # noqa: E402
 from nst_jax.image import load_image, resize  # noqa: E402
 from nst_jax.methods import FEEDFORWARD  # noqa: E402
 from nst_jax.methods.common import encode  # noqa: E402
@@ -108,13 +109,11 @@ def select_device(kind: str) -> jax.Device:
 
 
 def compile_stats(jitted, *args, **static) -> dict:
-    """Lower + compile; seconds, XLA FLOPs, memory analysis, whether the HLO has loops."""
+    """Lower + compile; seconds, nominal XLA FLOPs (:func:`common.nominal_flops`), memory analysis,
+    whether the HLO has loops."""
     t0 = time.perf_counter()
     compiled = jitted.lower(*args, **static).compile()
     seconds = time.perf_counter() - t0
-    cost = compiled.cost_analysis()
-    if isinstance(cost, list):
-        cost = cost[0] if cost else {}
     mem = compiled.memory_analysis()
     memory = {}
     if mem is not None:
@@ -125,7 +124,7 @@ def compile_stats(jitted, *args, **static) -> dict:
         loops = " while(" in compiled.as_text() or "\nwhile" in compiled.as_text()
     except Exception:  # noqa: BLE001 - text is optional
         loops = False
-    return {"compiled": compiled, "compile_s": seconds, "flops": float((cost or {}).get("flops", float("nan"))),
+    return {"compiled": compiled, "compile_s": seconds, "flops": common.nominal_flops(jitted, *args, **static),
             "memory": memory, "loops": loops}
 
 
@@ -207,16 +206,14 @@ class Pipeline:
         common.block(self.feats)
         self.fwd = compile_stats(spec.jitted, params, content, self.feats, self.weights, None, self.alpha, self.key,
                                  **spec.options)
-        self.flops = self.enc["flops"] + self.fwd["flops"]
+        self.flops = self.enc["flops"] + self.fwd["flops"]  # nominal: direct convolutions
         self.flops_bound = self.fwd["loops"] and "chunk_size" in spec.options
         if unchunked_flops and self.flops_bound:
             # Count only: chunked loops become one chunk (XLA counts a loop body once). Never run.
             structs = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype), self.feats)
-            lowered = spec.jitted.lower(params, content, structs, self.weights, None, self.alpha, self.key,
-                                        **{**spec.options, "chunk_size": UNCHUNKED})
-            cost = lowered.compile().cost_analysis()
-            cost = cost[0] if isinstance(cost, list) else cost
-            self.flops = self.enc["flops"] + float(cost.get("flops", float("nan")))
+            self.flops = self.enc["flops"] + common.nominal_flops(
+                spec.jitted, params, content, structs, self.weights, None, self.alpha, self.key,
+                **{**spec.options, "chunk_size": UNCHUNKED})
             self.flops_bound = False
 
     def encode_and_forward(self):
@@ -677,6 +674,7 @@ def to_markdown(payload: dict) -> str:
 # ------------------------------------------------------------------------------------------ main
 
 def main(argv=None) -> int:
+    reuse_freed_memory()  # as the nst-jax command does; see nst_jax.host_memory
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
                     help="256 px, 3 repeats, no extra warm-up, Gatys per step only, breakdown of AdaIN and WCT "

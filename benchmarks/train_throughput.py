@@ -32,6 +32,7 @@ import jax  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks import common  # noqa: E402
+from nst_jax.host_memory import reuse_freed_memory  # noqa: E402
 from nst_jax.vgg19 import MEAN_ACTIVATION as MEAN  # noqa: E402
 from train import adain, config, data, sanet, sharding, trainer  # noqa: E402
 
@@ -234,6 +235,7 @@ def scaling(repeats: int) -> list[dict]:
 
 
 def main(argv=None) -> int:
+    reuse_freed_memory()  # as the nst-jax command does; see nst_jax.host_memory
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--size", type=int, default=256)
     parser.add_argument("--batch", type=int, default=4)

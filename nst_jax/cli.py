@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from nst_jax.errors import InputError, NSTError
+from nst_jax.host_memory import reuse_freed_memory
 
 EXIT_BAD_INPUT = 2
 
@@ -299,6 +300,7 @@ _PLUGINS: tuple[str, ...] = ("nst_jax.demo", "nst_jax.style_vectors", "nst_jax.f
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    reuse_freed_memory()  # before the first JAX computation; see nst_jax.host_memory
     parser = build_parser()
     args = parser.parse_args(argv)
     try:

@@ -15,11 +15,15 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 from nst_jax import vgg19  # noqa: E402
+from nst_jax.host_memory import reuse_freed_memory  # noqa: E402
 from nst_jax.image import load_image, resize  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 ASSETS = REPO / "nst_jax" / "assets"
 SHARED_IMAGES = REPO.parent / "shared" / "images"
+
+# As the nst-jax command does (nst_jax.host_memory): XLA's per-call temporaries reuse warm pages.
+reuse_freed_memory()
 
 
 @pytest.fixture(scope="session")

@@ -42,6 +42,7 @@ import optax
 
 from nst_jax import params_io, vgg19
 from nst_jax.errors import NSTError
+from nst_jax.host_memory import reuse_freed_memory
 from train import config as config_lib
 from train import data as data_lib
 from train import metrics as metrics_lib
@@ -546,6 +547,7 @@ def export_card(method: Method, cfg: TrainConfig, *, preset: str, step: int, sou
 
 def main(method: Method, argv: list[str] | None = None) -> int:
     """``python -m train.<method> [--preset cpu|paper] [--field value ...] [--export PATH]``."""
+    reuse_freed_memory()  # before the first JAX computation; see nst_jax.host_memory
     cfg, args = config_lib.parse_args(method.config, method.presets, argv, prog=f"python -m train.{method.name}",
                                       description=method.description)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")

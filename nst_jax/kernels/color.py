@@ -10,24 +10,28 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from nst_jax.kernels.stats import covariance
 from nst_jax.kernels.wct import sym_powers
 
 COLOR_MODES = ("luminance", "match")
 
-# RGB -> YIQ (NTSC); its inverse is computed so the pair is exact.
-_RGB_TO_YIQ = jnp.array([[0.299, 0.587, 0.114],
-                         [0.59590059, -0.27455667, -0.32134392],
-                         [0.21153661, -0.52273617, 0.31119955]], jnp.float32)
+# RGB -> YIQ (NTSC); its inverse is computed so the pair is exact. numpy constants: a jnp array made
+# at import would run a JAX computation then (see nst_jax.host_memory).
+_RGB_TO_YIQ = np.array([[0.299, 0.587, 0.114],
+                        [0.59590059, -0.27455667, -0.32134392],
+                        [0.21153661, -0.52273617, 0.31119955]])
+_YIQ_TO_RGB = np.linalg.inv(_RGB_TO_YIQ).astype(np.float32)
+_RGB_TO_YIQ = _RGB_TO_YIQ.astype(np.float32)
 
 
 def rgb_to_yiq(x: jax.Array) -> jax.Array:
-    return x @ _RGB_TO_YIQ.T
+    return jnp.matmul(x, _RGB_TO_YIQ.T)
 
 
 def yiq_to_rgb(x: jax.Array) -> jax.Array:
-    return x @ jnp.linalg.inv(_RGB_TO_YIQ).T
+    return jnp.matmul(x, _YIQ_TO_RGB.T)
 
 
 def luminance_transfer(stylized: jax.Array, content: jax.Array) -> jax.Array:
