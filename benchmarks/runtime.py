@@ -43,7 +43,9 @@ does not depend on trained values) unless a shipped checkpoint of the full archi
 (``weights/<name>.npz``). Results: ``benchmarks/results/
 runtime_<date>[_quick].json`` and ``.md`` with the machine description. Timings on shared CPUs vary
 by +-20-40% (docs/MEASUREMENTS.md); read ratios within ~30% as equal. ``XLA_FLAGS`` is recorded with the
-results (e.g. ``--xla_cpu_experimental_ynn_fusion_type=`` turns XLA:CPU's YNNPACK library fusions off).
+results (e.g. ``--xla_cpu_experimental_ynn_fusion_type=`` turns XLA:CPU's YNNPACK library fusions off),
+and whether :func:`nst_jax.host_memory.reuse_freed_memory` took effect (it applies to the whole process:
+the PyTorch twins allocate through the same C library).
 """
 
 from __future__ import annotations
@@ -584,7 +586,8 @@ def to_markdown(payload: dict) -> str:
              f"Machine: {m['cpu']}, {m['cores']} cores, backend {m['backend']} ({', '.join(m['devices'])}), "
              f"jax {m['jax']}, Python {m['python']}; measured f32 matmul peak {m['matmul_peak_gflops']:.0f} GFLOP/s; "
              f"load average {m['load_start']} at start, {m['load_end']} at end (other processes share the cores); "
-             f"XLA_FLAGS={m['xla_flags']!r}.",
+             f"XLA_FLAGS={m['xla_flags']!r}; host memory reuse (nst_jax.host_memory, for JAX and PyTorch alike): "
+             f"{'on' if m.get('reuse_freed_memory') else 'off'}.",
              f"Settings: sizes {a['sizes']}, {a['repeats']} timed runs after the first (compiling) run + {a['warmup']} warm-up, batch 1, "
              f"content and style both at the size, float32. Wall time {payload['wall_s']:.0f} s ("
              + ", ".join(f"{k} {v:.0f} s" for k, v in payload.get("phases_s", {}).items()) + ").", ""]
@@ -674,7 +677,7 @@ def to_markdown(payload: dict) -> str:
 # ------------------------------------------------------------------------------------------ main
 
 def main(argv=None) -> int:
-    reuse_freed_memory()  # as the nst-jax command does; see nst_jax.host_memory
+    reused = reuse_freed_memory()  # as the nst-jax command does; see nst_jax.host_memory
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true",
                     help="256 px, 3 repeats, no extra warm-up, Gatys per step only, breakdown of AdaIN and WCT "
@@ -717,6 +720,7 @@ def main(argv=None) -> int:
     machine = common.machine()
     machine["matmul_peak_gflops"] = common.matmul_peak_gflops()
     machine["xla_flags"] = os.environ.get("XLA_FLAGS", "")
+    machine["reuse_freed_memory"] = reused
     ff_names = [m for m in args.methods if m in FEEDFORWARD]
     params = {name: method_params(name, vgg, args.params) for name in ff_names}
     params = {k: (jax.device_put(v[0], device), v[1]) for k, v in params.items()}

@@ -224,9 +224,13 @@ _WINO_BT = ((4, 0, -5, 0, 1, 0), (0, -4, -4, 1, 1, 0), (0, 4, -4, -1, 1, 0),
 _WINO_G = ((1 / 4, 0, 0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6),
            (1 / 24, 1 / 12, 1 / 6), (1 / 24, -1 / 12, 1 / 6), (0, 0, 1))
 _WINO_AT = ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1))
-# Transformed maps above this size take the direct convolution: larger buffers come from fresh
-# pages on every call (glibc serves > 32 MB by mmap) and the transforms' page faults ate the gain.
-WINOGRAD_MAX_BYTES = 24 * 2**20
+# The extra memory a Winograd layer may take: its transformed input and output planes (2.25x its
+# maps). Larger layers (512 px and up for the 64/128-channel maps) take the direct convolution.
+WINOGRAD_MAX_BYTES = 96 * 2**20
+# A kernel whose transform is larger than this (512 -> 512: 38 MB, made on every call) must have at
+# least 64x64 output positions to amortise it: whole-pipeline timings (SANet, WCT at 256 px) were
+# faster with the 16x16 and 32x32 relu4/relu5 layers direct.
+_LARGE_KERNEL_BYTES = 16 * 2**20
 _winograd_enabled = True
 
 
@@ -248,22 +252,22 @@ def direct_convolutions() -> Iterator[None]:
 
 def winograd_eligible(x_shape, kernel_shape, dtype) -> bool:
     """Whether :func:`conv2d_same` computes this layer with Winograd F(4x4, 3x3): float32 3x3 layers
-    with at least 64 channels in and out and 128 on one side, whose transformed maps fit
-    ``WINOGRAD_MAX_BYTES`` (wider maps' transforms page-faulted their gain away; 2.25x fewer
-    multiplications do not pay for the tile transforms on thinner layers, where the batched matmuls
-    run far below peak). At 256 px that is every VGG19 encoder and decoder layer from relu2_1 down,
-    1.5-2.5x faster than XLA:CPU's direct convolution in one-off timings (64x64x256 -> 256: 5.5 ms
-    against 11 ms; 128x128x64 -> 128: 3.9 ms against 5.3 ms); AdaIN at 256 px 276 -> 211 ms."""
+    with at least 64 channels in and out and 128 on one side (2.25x fewer multiplications do not pay
+    for the tile transforms on thinner layers, whose batched matmuls run far below peak), whose
+    transformed maps fit ``WINOGRAD_MAX_BYTES``. At 256 px that is every VGG19 encoder and decoder
+    layer from relu2_1 down but the 512 -> 512 ones, at 512 px from relu3_1 down; in one-off timings
+    1.3-2x faster than XLA:CPU's direct convolution (64x64x256 -> 256: 5.5 ms against 11 ms;
+    128x128x64 -> 128: 3.9 ms against 5.3 ms). Whole pipelines (``benchmarks/runtime.py``): AdaIN
+    1.3x faster at 256 px, 1.4x at 512 px."""
     n, h, w, c_in = x_shape
     k_h, k_w, _, c_out = kernel_shape
-    if not _winograd_enabled or (k_h, k_w) != (3, 3) or dtype != jnp.float32 or min(c_in, c_out) < 64 or max(c_in, c_out) < 128:
+    if not _winograd_enabled or (k_h, k_w) != (3, 3) or dtype != jnp.float32:
+        return False
+    if min(c_in, c_out) < 64 or max(c_in, c_out) < 128:
         return False
     tiles = n * -(-h // 4) * -(-w // 4)
-    if 36 * 4 * c_in * c_out > WINOGRAD_MAX_BYTES:
-        # A kernel transformed in groups (512 -> 512: 38 MB per call) pays off from 64x64 maps on
-        # (whole-pipeline timings: SANet and WCT at 256 px were faster with 16x16 and 32x32 excluded).
-        return tiles >= 256 and 36 * 4 * tiles * max(c_in, c_out) <= WINOGRAD_MAX_BYTES
-    return tiles >= 16 and 36 * 4 * tiles * max(c_in, c_out) <= WINOGRAD_MAX_BYTES
+    min_tiles = 256 if 36 * 4 * c_in * c_out > _LARGE_KERNEL_BYTES else 16
+    return tiles >= min_tiles and 36 * 4 * tiles * max(c_in, c_out) <= WINOGRAD_MAX_BYTES
 
 
 def _combine(coefficients, terms):
@@ -302,8 +306,8 @@ def _winograd_conv_impl(x, kernel, padding):
     g = jnp.asarray(_WINO_G, jnp.float32)
     g_taps = jnp.einsum("ai,bj->abij", g, g).reshape(36, 9)
     v = _winograd_tiles(x, padding)
-    # The transformed kernel is 4x the kernel: a 512 -> 512 layer's (38 MB) is made and used in
-    # output-channel groups that stay under WINOGRAD_MAX_BYTES.
+    # The transformed kernel is 4x the kernel; one over WINOGRAD_MAX_BYTES (wider than VGG19's) is
+    # made and used in output-channel groups that stay under it.
     groups = -(-36 * 4 * c_in * c_out // WINOGRAD_MAX_BYTES)
     m = []
     for part in jnp.array_split(kernel, groups, axis=3):
