@@ -73,11 +73,11 @@ def test_winograd_kernel_groups_and_eligibility(monkeypatch):
     monkeypatch.undo()
     f32 = jnp.float32
     # VGG19 at 256 px: relu2_1 .. relu4_1 layers take Winograd; conv1_x (3 or 64 channels) and
-    # full-size 64-channel maps do not, nor 512 -> 512 below 64x64, nor bfloat16 or 1x1/5x5 kernels.
+    # full-size 64-channel maps do not, nor 512 -> 512 below 32x32, nor bfloat16 or 1x1 kernels.
     assert conv.winograd_eligible((1, 64, 64, 256), (3, 3, 256, 256), f32)
     assert conv.winograd_eligible((1, 128, 128, 64), (3, 3, 64, 128), f32)
-    assert conv.winograd_eligible((1, 64, 64, 512), (3, 3, 512, 512), f32)
-    assert not conv.winograd_eligible((1, 32, 32, 512), (3, 3, 512, 512), f32)
+    assert conv.winograd_eligible((1, 32, 32, 512), (3, 3, 512, 512), f32)
+    assert not conv.winograd_eligible((1, 16, 16, 512), (3, 3, 512, 512), f32)
     assert not conv.winograd_eligible((1, 256, 256, 3), (3, 3, 3, 64), f32)
     assert not conv.winograd_eligible((1, 256, 256, 64), (3, 3, 64, 64), f32)
     assert not conv.winograd_eligible((1, 64, 64, 256), (3, 3, 256, 256), jnp.bfloat16)

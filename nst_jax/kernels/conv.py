@@ -228,8 +228,9 @@ _WINO_AT = ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1,
 # maps). Larger layers (512 px and up for the 64/128-channel maps) take the direct convolution.
 WINOGRAD_MAX_BYTES = 96 * 2**20
 # A kernel whose transform is larger than this (512 -> 512: 38 MB, made on every call) must have at
-# least 64x64 output positions to amortise it: whole-pipeline timings (SANet, WCT at 256 px) were
-# faster with the 16x16 and 32x32 relu4/relu5 layers direct.
+# least 32x32 output positions to amortise it (whole pipelines at 256 px, host memory reuse on:
+# SANet 274 -> 218 ms and WCT 583 -> 515 ms with the 32x32 ones included; with the 16x16 ones too,
+# in an earlier run without reuse, both were slightly slower than without them).
 _LARGE_KERNEL_BYTES = 16 * 2**20
 _winograd_enabled = True
 
@@ -255,7 +256,7 @@ def winograd_eligible(x_shape, kernel_shape, dtype) -> bool:
     with at least 64 channels in and out and 128 on one side (2.25x fewer multiplications do not pay
     for the tile transforms on thinner layers, whose batched matmuls run far below peak), whose
     transformed maps fit ``WINOGRAD_MAX_BYTES``. At 256 px that is every VGG19 encoder and decoder
-    layer from relu2_1 down but the 512 -> 512 ones, at 512 px from relu3_1 down; in one-off timings
+    layer from relu2_1 down but the 16x16 512 -> 512 ones, at 512 px from relu3_1 down; in one-off timings
     1.3-2x faster than XLA:CPU's direct convolution (64x64x256 -> 256: 5.5 ms against 11 ms;
     128x128x64 -> 128: 3.9 ms against 5.3 ms). Whole pipelines (``benchmarks/runtime.py``): AdaIN
     1.3x faster at 256 px, 1.4x at 512 px."""
@@ -266,7 +267,7 @@ def winograd_eligible(x_shape, kernel_shape, dtype) -> bool:
     if min(c_in, c_out) < 64 or max(c_in, c_out) < 128:
         return False
     tiles = n * -(-h // 4) * -(-w // 4)
-    min_tiles = 256 if 36 * 4 * c_in * c_out > _LARGE_KERNEL_BYTES else 16
+    min_tiles = 64 if 36 * 4 * c_in * c_out > _LARGE_KERNEL_BYTES else 16
     return tiles >= min_tiles and 36 * 4 * tiles * max(c_in, c_out) <= WINOGRAD_MAX_BYTES
 
 
