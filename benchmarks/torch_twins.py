@@ -109,6 +109,10 @@ class TorchDecoder:
         self.layer = layer
         self.steps = decoder_spec(layer, skips=skips, head_kernel=head_kernel)
         self.convs = {s.name: _torch_conv_params(params[s.name], self.fmt) for s in self.steps if hasattr(s, "name")}
+        # Instance norm after a hidden conv (the Style-Swap inverse network's default): learned scale, shift.
+        self.norms = {k[: -len("_norm")]: (torch.tensor(np.asarray(v["scale"]))[None, :, None, None],
+                                           torch.tensor(np.asarray(v["bias"]))[None, :, None, None])
+                      for k, v in params.items() if k.endswith("_norm")}
 
     def __call__(self, x: torch.Tensor, skips=None) -> torch.Tensor:
         x = x.contiguous(memory_format=self.fmt) / self.scale[self.layer]
@@ -122,6 +126,10 @@ class TorchDecoder:
             else:
                 w, b = self.convs[step.name]
                 x = _conv(x, w, b, self.padding)
+                if step.name in self.norms:
+                    scale, shift = self.norms[step.name]
+                    mean, std = mean_std(x)
+                    x = (x - mean) / std * scale + shift
                 if step.relu:
                     x = F.relu(x)
         return x
@@ -261,6 +269,72 @@ class TorchSANet:
         return self.decoder(t)
 
 
-FEEDFORWARD_TWINS = {"adain": TorchAdaIN, "wct": TorchWCT, "sanet": TorchSANet,
+def patch_swap(c: torch.Tensor, s: torch.Tensor, k: int) -> torch.Tensor:
+    """``nst_jax.kernels.patch_swap`` (reflect padding, stride 1) computed as the reference
+    implementations do (Chen & Schmidt's Torch code, Avatar-Net's TF code, their PyTorch ports): the
+    normalised style patches as the filters of a convolution over the content, an argmax one-hot
+    over all of them, a transposed convolution with the raw patches, divided by the overlap count.
+    nst_jax scores with a pixel Gram and gathers instead: the same argmax with k^2 fewer FLOPs."""
+    h, w = c.shape[2:]
+    before, after = (k - 1) // 2, k // 2
+    pad = (before, after, before, after)
+    cp, sp = F.pad(c, pad, mode="reflect"), F.pad(s, pad, mode="reflect")
+    patches = F.unfold(sp, k)[0].t().reshape(-1, s.shape[1], k, k)  # (L, C, k, k)
+    inv_norm = 1.0 / (patches.flatten(1).norm(dim=1) + 1e-7)
+    scores = F.conv2d(cp, patches * inv_norm[:, None, None, None])  # (1, L, H, W)
+    onehot = torch.zeros_like(scores).scatter_(1, scores.argmax(1, keepdim=True), 1.0)
+    out = F.conv_transpose2d(onehot, patches)
+    count = F.conv_transpose2d(torch.ones(1, 1, h, w), torch.ones(1, 1, k, k))
+    return (out / count)[:, :, before:before + h, before:before + w]
+
+
+class TorchStyleSwap:
+    """``nst_jax.methods.style_swap``: relu3_1, 3x3 :func:`patch_swap`, alpha blend, inverse network."""
+
+    def __init__(self, params, patch_size: int = 3):
+        self.k = patch_size
+        self.vgg = TorchVGG(params["vgg"], padding="reflect", pool="max")
+        self.decoder = TorchDecoder(params["decoder"], "relu3_1")
+
+    @torch.no_grad()
+    def __call__(self, content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+        s = self.vgg.features(style, ("relu3_1",))["relu3_1"]
+        c = self.vgg.features(content, ("relu3_1",))["relu3_1"]
+        return self.decoder(alpha * patch_swap(c, s, self.k) + (1.0 - alpha) * c)
+
+
+class TorchAvatar:
+    """``nst_jax.methods.avatar``: the style decorator at relu4_1 (ZCA projections with the masked
+    eigendecomposition, 5x5 :func:`patch_swap` of the projections, blend, re-colouring with the style's
+    kernel and mean), then the hourglass decoder with AdaIN skips to the style's relu3_1..relu1_1."""
+
+    SKIPS = ("relu3_1", "relu2_1", "relu1_1")
+
+    def __init__(self, params, patch_size: int = 5):
+        self.k = patch_size
+        self.vgg = TorchVGG(params["vgg"], padding="reflect", pool="max")
+        self.decoder = TorchDecoder(params["decoder"], "relu4_1", skips=True, head_kernel=7)
+
+    @staticmethod
+    def _project(x: torch.Tensor, power: float):
+        mean, cov = _moments(x)
+        n, c, h, w = x.shape
+        flat = x.reshape(n, c, h * w) - mean[:, :, None]
+        return (_sym_power(cov, power) @ flat).reshape(n, c, h, w), mean, cov
+
+    @torch.no_grad()
+    def __call__(self, content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
+        feats = self.vgg.features(style, ("relu4_1", *self.SKIPS))
+        c = self.vgg.features(content, ("relu4_1",))["relu4_1"]
+        pc, _, _ = self._project(c, -0.5)
+        ps, mean_s, cov_s = self._project(feats["relu4_1"], -0.5)
+        t = alpha * patch_swap(pc, ps, self.k) + (1.0 - alpha) * pc
+        n, ch, h, w = t.shape
+        t = (_sym_power(cov_s, 0.5) @ t.reshape(n, ch, h * w) + mean_s[:, :, None]).reshape(n, ch, h, w)
+        return self.decoder(t, {layer: feats[layer] for layer in self.SKIPS})
+
+
+FEEDFORWARD_TWINS = {"adain": TorchAdaIN, "wct": TorchWCT, "sanet": TorchSANet, "style_swap": TorchStyleSwap,
+                     "avatar": TorchAvatar,
                      "sanet_r41": lambda params: TorchSANet(params, multi_level=False)}
 """Method name -> twin class (``twin(params)(content, style, alpha)``; NCHW tensors)."""
