@@ -19,7 +19,7 @@ padded-VALID convolution up to float rounding (tested, values and gradients) at 
 the SAME convolution alone (3x3, 2 cores: a 256x256x64 -> 64 conv 19 ms vs 20 ms zero-padded,
 40 ms with band convolutions, 70 ms padded VALID).
 
-Layers with many channels on small maps (:func:`winograd_eligible`: relu2_1 to relu4_1 of the
+Layers with many channels on small maps (:func:`winograd_eligible`: relu2_1 to relu5_1 of the
 VGG19 encoders and decoders at 256 px) are computed by Winograd's minimal filtering F(4x4, 3x3)
 (Lavin & Gray 2016) instead: 2.25x fewer multiplications, as one batched matmul over 36 transformed
 tile planes between two elementwise tile transforms, so XLA:CPU's matmul runs it near its peak. The
@@ -258,8 +258,8 @@ def winograd_eligible(x_shape, kernel_shape, dtype) -> bool:
     transformed maps fit ``WINOGRAD_MAX_BYTES``. At 256 px that is every VGG19 encoder and decoder
     layer from relu2_1 down but the 16x16 512 -> 512 ones, at 512 px from relu3_1 down; in one-off timings
     1.3-2x faster than XLA:CPU's direct convolution (64x64x256 -> 256: 5.5 ms against 11 ms;
-    128x128x64 -> 128: 3.9 ms against 5.3 ms). Whole pipelines (``benchmarks/runtime.py``): AdaIN
-    1.3x faster at 256 px, 1.4x at 512 px."""
+    128x128x64 -> 128: 3.9 ms against 5.3 ms). Whole AdaIN pipelines, one-off timings without host
+    memory reuse: 291 -> 230 ms at 256 px, 1056 -> 816 ms at 512 px."""
     n, h, w, c_in = x_shape
     k_h, k_w, _, c_out = kernel_shape
     if not _winograd_enabled or (k_h, k_w) != (3, 3) or dtype != jnp.float32:
