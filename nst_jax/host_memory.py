@@ -15,8 +15,9 @@ per call, 208 -> 152 ms; one-off timings, ``benchmarks/runtime.py`` measures the
 cost: the process keeps its peak heap size until it exits, and freed blocks can fragment.
 
 It changes process-global allocator settings, so importing :mod:`nst_jax` does not call it: the
-``nst-jax`` command, ``train/`` and ``benchmarks/`` do, and a script opts in with one call made before
-its first JAX computation (glibc gives each thread its malloc arena on its first allocation). The same settings from the environment, for any process::
+``nst-jax`` command, ``train/``, ``benchmarks/`` and the test suite do, and a script opts in with one
+call made before its first JAX computation (glibc gives each thread its malloc arena on its first
+allocation). The same settings from the environment, for any process::
 
     GLIBC_TUNABLES=glibc.malloc.arena_max=1:glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647
 """
