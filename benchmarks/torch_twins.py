@@ -178,19 +178,33 @@ def _nchw(x: np.ndarray) -> torch.Tensor:
     return torch.tensor(np.ascontiguousarray(np.asarray(x, np.float32).transpose(0, 3, 1, 2)))
 
 
-class TorchAdaIN:
-    """``nst_jax.methods.adain``: encoder (relu4_1) + AdaIN + alpha blend + AdaIN decoder."""
+class _OneLayerTwin:
+    """Reflect-padded encoder to ``LAYER``, ``transform(c, s)``, alpha blend with the content's
+    features, the decoder from ``LAYER`` (AdaIN, Style-Swap)."""
+
+    LAYER: str
 
     def __init__(self, params):
         self.vgg = TorchVGG(params["vgg"], padding="reflect", pool="max")
-        self.decoder = TorchDecoder(params["decoder"], "relu4_1")
+        self.decoder = TorchDecoder(params["decoder"], self.LAYER)
+
+    def transform(self, c: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
 
     @torch.no_grad()
     def __call__(self, content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
-        s = self.vgg.features(style, ("relu4_1",))["relu4_1"]
-        c = self.vgg.features(content, ("relu4_1",))["relu4_1"]
-        t = alpha * adain(c, s) + (1.0 - alpha) * c
-        return self.decoder(t)
+        s = self.vgg.features(style, (self.LAYER,))[self.LAYER]
+        c = self.vgg.features(content, (self.LAYER,))[self.LAYER]
+        return self.decoder(alpha * self.transform(c, s) + (1.0 - alpha) * c)
+
+
+class TorchAdaIN(_OneLayerTwin):
+    """``nst_jax.methods.adain``: encoder (relu4_1) + AdaIN + alpha blend + AdaIN decoder."""
+
+    LAYER = "relu4_1"
+
+    def transform(self, c, s):
+        return adain(c, s)
 
 
 class TorchWCT:
@@ -288,19 +302,13 @@ def patch_swap(c: torch.Tensor, s: torch.Tensor, k: int) -> torch.Tensor:
     return (out / count)[:, :, before:before + h, before:before + w]
 
 
-class TorchStyleSwap:
+class TorchStyleSwap(_OneLayerTwin):
     """``nst_jax.methods.style_swap``: relu3_1, 3x3 :func:`patch_swap`, alpha blend, inverse network."""
 
-    def __init__(self, params, patch_size: int = 3):
-        self.k = patch_size
-        self.vgg = TorchVGG(params["vgg"], padding="reflect", pool="max")
-        self.decoder = TorchDecoder(params["decoder"], "relu3_1")
+    LAYER = "relu3_1"
 
-    @torch.no_grad()
-    def __call__(self, content: torch.Tensor, style: torch.Tensor, alpha: float = 1.0) -> torch.Tensor:
-        s = self.vgg.features(style, ("relu3_1",))["relu3_1"]
-        c = self.vgg.features(content, ("relu3_1",))["relu3_1"]
-        return self.decoder(alpha * patch_swap(c, s, self.k) + (1.0 - alpha) * c)
+    def transform(self, c, s):
+        return patch_swap(c, s, 3)
 
 
 class TorchAvatar:

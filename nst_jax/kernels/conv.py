@@ -45,6 +45,7 @@ from collections.abc import Callable, Iterator
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 PADDINGS = ("zero", "reflect")
 _DN = ("NHWC", "HWIO", "NHWC")
@@ -224,6 +225,8 @@ _WINO_BT = ((4, 0, -5, 0, 1, 0), (0, -4, -4, 1, 1, 0), (0, 4, -4, -1, 1, 0),
 _WINO_G = ((1 / 4, 0, 0), (-1 / 6, -1 / 6, -1 / 6), (-1 / 6, 1 / 6, -1 / 6),
            (1 / 24, 1 / 12, 1 / 6), (1 / 24, -1 / 12, 1 / 6), (0, 0, 1))
 _WINO_AT = ((1, 1, 1, 1, 1, 0), (0, 1, -1, 2, -2, 0), (0, 1, 1, 4, 4, 0), (0, 1, -1, 8, -8, 1))
+# G g G^T for every tap pair at once: (36, 9), applied to a kernel reshaped (9, Cin Cout).
+_WINO_G_TAPS = np.einsum("ai,bj->abij", _WINO_G, _WINO_G).reshape(36, 9).astype(np.float32)
 # The extra memory a Winograd layer may take: its transformed input and output planes (2.25x its
 # maps). Larger layers (512 px and up for the 64/128-channel maps) take the direct convolution.
 WINOGRAD_MAX_BYTES = 96 * 2**20
@@ -304,8 +307,6 @@ def _winograd_conv_impl(x, kernel, padding):
     n, h, w, _ = x.shape
     c_in, c_out = kernel.shape[2:]
     t_h, t_w = -(-h // 4), -(-w // 4)
-    g = jnp.asarray(_WINO_G, jnp.float32)
-    g_taps = jnp.einsum("ai,bj->abij", g, g).reshape(36, 9)
     v = _winograd_tiles(x, padding)
     # The transformed kernel is 4x the kernel; one over WINOGRAD_MAX_BYTES (wider than VGG19's) is
     # made and used in output-channel groups that stay under it.
@@ -313,7 +314,7 @@ def _winograd_conv_impl(x, kernel, padding):
     m = []
     for part in jnp.array_split(kernel, groups, axis=3):
         # G g G^T for every (Cin, Cout) pair as one matmul over the 9 taps: (36, 9) @ (9, Cin Cout).
-        u = (g_taps @ part.reshape(9, -1)).reshape(36, c_in, part.shape[3])
+        u = (_WINO_G_TAPS @ part.reshape(9, -1)).reshape(36, c_in, part.shape[3])
         m.append(jnp.einsum("btc,bcd->btd", v, u))
     m = jnp.concatenate(m, axis=2).reshape(6, 6, n, t_h, t_w, c_out)
     rows = [_combine(a, [m[i] for i in range(6)]) for a in _WINO_AT]  # 4 x (6, N, T_h, T_w, Cout)
