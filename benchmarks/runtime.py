@@ -71,7 +71,7 @@ from nst_jax.errors import CheckpointError  # noqa: E402
 from nst_jax.host_memory import reuse_freed_memory  # noqa: E402
 from nst_jax.image import load_image, resize  # noqa: E402
 from nst_jax.methods import FEEDFORWARD  # noqa: E402
-from nst_jax.methods.common import encode  # noqa: E402
+from nst_jax.methods.common import encode, inference_params  # noqa: E402
 
 CONTENT = ROOT / "nst_jax" / "assets" / "content" / "dog_kira.jpg"
 STYLE = ROOT / "nst_jax" / "assets" / "style" / "starry_night.jpg"
@@ -142,7 +142,9 @@ def peak_rss_mb() -> float:
 
 
 def param_count(tree) -> int:
-    return int(sum(np.prod(np.shape(x)) for x in jax.tree.leaves(tree)))
+    """Number of parameters, not counting the Winograd transforms inference_params stores beside kernels."""
+    leaves = jax.tree_util.tree_leaves_with_path(tree)
+    return int(sum(np.prod(np.shape(x)) for path, x in leaves if "winograd_kernel" not in jax.tree_util.keystr(path)))
 
 
 def random_params(name: str, vgg, seed: int = 0):
@@ -166,9 +168,11 @@ def random_params(name: str, vgg, seed: int = 0):
 
 
 def method_params(name: str, vgg, mode: str):
-    """(params, description): the shipped checkpoint if it exists with the full architecture, else random."""
+    """(params, description): the shipped checkpoint if it exists with the full architecture, else random;
+    prepared for inference either way (:func:`nst_jax.methods.common.inference_params`, as
+    ``load_params`` and so ``stylize`` and the CLI do)."""
     spec = FEEDFORWARD[name]
-    random = random_params(name, vgg)
+    random = inference_params(random_params(name, vgg))
     if mode == "random":
         return random, "random"
     try:

@@ -111,7 +111,7 @@ def deepest(layers: Iterable[str]) -> str:
 
 def init_params(key: jax.Array, *, depth: str = "relu5_4", dtype=jnp.float32) -> Params:
     """Random He-initialised parameters with the same tree as the real weights (for tests)."""
-    needed = _convs_up_to(deepest([depth]))
+    needed = convs_up_to(deepest([depth]))
     keys = jax.random.split(key, len(needed))
     params: Params = {"input": {k: jnp.asarray(v, dtype) for k, v in caffe_input_transform().items()}}
     for k, (b, i, cin, cout) in zip(keys, CONV_SPECS[: len(needed)]):
@@ -132,7 +132,8 @@ def count_params(params: Params) -> int:
                for name, p in params.items() if name.startswith("conv"))
 
 
-def _convs_up_to(layer: str) -> tuple[str, ...]:
+def convs_up_to(layer: str) -> tuple[str, ...]:
+    """Names of the convolutions computed to reach ``layer`` (e.g. relu2_1: conv1_1, conv1_2, conv2_1)."""
     index = LAYERS.index(layer)
     return tuple(name for name in LAYERS[: index + 1] if name.startswith("conv"))
 
@@ -222,18 +223,20 @@ def features(
     for i, name in enumerate(sequence):
         if name.startswith("conv"):
             kernel, bias = params[name]["kernel"], params[name]["bias"]
+            transformed = params[name].get("winograd_kernel")  # conv.with_winograd_kernels
             # Max pooling commutes with the per-channel bias and the (monotone) relu, so the block's
             # last conv is pooled first and biased and rectified at a quarter of the size. (On XLA:CPU
             # the relu fused into the pool's reduction also materialised a full-size zero operand.)
             pooled_next = (pool == "max" and i + 2 < len(sequence) and sequence[i + 2].startswith("pool")
                            and name not in wanted and sequence[i + 1] not in wanted)
             if pooled_next:
-                deferred_bias, x = bias, conv2d_same(x, kernel, None, padding=padding)
+                deferred_bias, x = bias, conv2d_same(x, kernel, None, padding=padding, winograd_kernel=transformed)
                 continue
             # Every conv is followed by its relu: apply it inside the conv (in place) unless the
             # pre-activation itself is wanted.
             fused_relu = name not in wanted
-            x = conv2d_same(x, kernel, bias, padding=padding, activation=jax.nn.relu if fused_relu else None)
+            x = conv2d_same(x, kernel, bias, padding=padding, activation=jax.nn.relu if fused_relu else None,
+                            winograd_kernel=transformed)
         elif name.startswith("relu"):
             if not fused_relu and deferred_bias is None:
                 x = jax.nn.relu(x)

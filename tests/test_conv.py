@@ -68,7 +68,7 @@ def test_winograd_kernel_groups_and_eligibility(monkeypatch):
     want = conv_reference(x, kernel, "reflect")
     # A transformed kernel over the byte budget is made and used in output-channel groups (three here).
     monkeypatch.setattr(conv, "WINOGRAD_MAX_BYTES", 36 * 4 * 64 * 64)
-    got = conv._winograd_conv(x, kernel, "reflect")
+    got = conv._winograd_conv(x, kernel, None, "reflect")
     np.testing.assert_allclose(got, want, rtol=0, atol=2e-5 * np.abs(want).max())
     monkeypatch.undo()
     f32 = jnp.float32
@@ -83,6 +83,48 @@ def test_winograd_kernel_groups_and_eligibility(monkeypatch):
     assert not conv.winograd_eligible((1, 64, 64, 256), (3, 3, 256, 256), jnp.bfloat16)
     assert not conv.winograd_eligible((1, 64, 64, 256), (1, 1, 256, 256), f32)
     assert not conv.winograd_eligible((4, 256, 256, 128), (3, 3, 128, 128), f32)  # transformed map > budget
+
+
+def test_winograd_kernels_made_ahead():
+    """``with_winograd_kernels`` stores G g G^T (float64 reference) beside exactly the kernels that may
+    take the Winograd path; a layer given it computes the same convolution, large kernels then take
+    Winograd on smaller maps, and gradients flow to ``kernel`` as before (zero to the stored copy)."""
+    keys = jax.random.split(jax.random.key(9), 4)
+    kernel = jax.random.normal(keys[0], (3, 3, 64, 128)) / 24
+    params = {"enc": {"conv": {"kernel": kernel, "bias": jnp.zeros(128)},
+                      "thin": {"kernel": jax.random.normal(keys[1], (3, 3, 3, 64))},  # 3 channels in
+                      "pointwise": {"kernel": jax.random.normal(keys[2], (1, 1, 128, 128))}},
+              "half": {"kernel": kernel.astype(jnp.bfloat16)}, "scale": jnp.ones(3)}
+    prepared = conv.with_winograd_kernels(params)
+    assert set(prepared["enc"]["conv"]) == {"kernel", "bias", "winograd_kernel"}
+    for untouched in (prepared["enc"]["thin"], prepared["enc"]["pointwise"], prepared["half"]):
+        assert "winograd_kernel" not in untouched
+    assert prepared["scale"] is params["scale"] and "winograd_kernel" not in params["enc"]["conv"]
+    g = np.array([[1 / 4, 0, 0], [-1 / 6, -1 / 6, -1 / 6], [-1 / 6, 1 / 6, -1 / 6],
+                  [1 / 24, 1 / 12, 1 / 6], [1 / 24, -1 / 12, 1 / 6], [0, 0, 1]])
+    want = np.einsum("ai,ijcd,bj->abcd", g, np.asarray(kernel, np.float64), g).reshape(36, 64, 128)
+    np.testing.assert_allclose(prepared["enc"]["conv"]["winograd_kernel"], want, rtol=0, atol=1e-6)
+    again = conv.with_winograd_kernels(prepared)
+    assert again["enc"]["conv"]["winograd_kernel"] is prepared["enc"]["conv"]["winograd_kernel"]
+
+    x = jax.random.normal(keys[3], (1, 16, 12, 64))
+    transformed = prepared["enc"]["conv"]["winograd_kernel"]
+    for padding in ("zero", "reflect"):
+        ref = conv_reference(x, kernel, padding)
+        got = conv.conv2d_same(x, kernel, padding=padding, winograd_kernel=transformed)
+        np.testing.assert_allclose(got, ref, rtol=0, atol=2e-5 * np.abs(ref).max())
+    f32 = jnp.float32
+    assert not conv.winograd_eligible((1, 16, 16, 512), (3, 3, 512, 512), f32)
+    assert conv.winograd_eligible((1, 16, 16, 512), (3, 3, 512, 512), f32, prepared=True)
+    assert not conv.winograd_eligible((1, 8, 8, 512), (3, 3, 512, 512), f32, prepared=True)
+
+    probe = jax.random.normal(jax.random.key(10), (1, 16, 12, 128))
+    grads = jax.grad(lambda x, k, u: jnp.sum(conv.conv2d_same(x, k, padding="reflect", winograd_kernel=u) * probe),
+                     argnums=(0, 1, 2))(x, kernel, transformed)
+    plain = jax.grad(lambda x, k: jnp.sum(conv.conv2d_same(x, k, padding="reflect") * probe), argnums=(0, 1))(x, kernel)
+    for g_got, g_want in zip(grads[:2], plain):
+        np.testing.assert_allclose(g_got, g_want, rtol=0, atol=1e-5 * float(jnp.abs(g_want).max()))
+    assert not np.any(np.asarray(grads[2]))
 
 
 FAULTS_SCRIPT = textwrap.dedent("""

@@ -242,6 +242,23 @@ def test_adain_alpha_zero_decodes_the_content_features(images, params, vgg_param
 
 # ------------------------------------------------------------------------------ checkpoints
 
+def test_inference_params_carry_winograd_kernels_and_stylize_alike(images, params, vgg_params):
+    """``inference_params`` (what ``load_params`` returns) adds each Winograd-eligible kernel's
+    transform, shares one prepared VGG19 across methods, and stylizes as the plain parameters do."""
+    from nst_jax.methods.common import inference_params
+
+    plain = params("adain")
+    prepared = inference_params(plain)
+    assert inference_params(params("wct"))["vgg"] is prepared["vgg"]  # same VGG19 tree: prepared once
+    assert "winograd_kernel" in prepared["vgg"]["conv2_1"] and "winograd_kernel" not in prepared["vgg"]["conv1_2"]
+    assert "winograd_kernel" not in prepared["vgg"].get("conv5_2", {})  # deeper than any method reaches
+    assert any("winograd_kernel" in layer for layer in prepared["decoder"].values())
+    assert "winograd_kernel" not in plain["vgg"]["conv2_1"]  # the input is left as it was
+    want = stylize(images["content"], images["style"], method="adain", params=plain)
+    got = stylize(images["content"], images["style"], method="adain", params=prepared)
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-4)
+
+
 def test_checkpoint_round_trip_and_encoder_check(images, params, vgg_params, tmp_path):
     learned = {k: v for k, v in params("adain").items() if k != "vgg"}
     card = {"method": "adain", "encoder": {"padding": "reflect", "pool": "max"}}

@@ -23,7 +23,10 @@ Layers with many channels on small maps (:func:`winograd_eligible`: relu2_1 to r
 VGG19 encoders and decoders at 256 px) are computed by Winograd's minimal filtering F(4x4, 3x3)
 (Lavin & Gray 2016) instead: 2.25x fewer multiplications, as one batched matmul over 36 transformed
 tile planes between two elementwise tile transforms, so XLA:CPU's matmul runs it near its peak. The
-padding (zero or reflect) is explicit there: the tiles are copied anyway.
+padding (zero or reflect) is explicit there: the tiles are copied anyway. The transformed kernel
+(``G g G^T``, 4x the kernel) depends only on the weights: :func:`with_winograd_kernels` stores it
+beside each kernel once, at load time, for inference (``FeedForward.load_params`` does); otherwise
+every call makes it again, which costs a 512 -> 512 layer on a 32x32 map as much as its matmul.
 
 The kernel gradient of the convolution is our own (:func:`_kernel_grad`): XLA:CPU computes it as a
 convolution whose "kernel" is the whole output-gradient map, 4-14x slower than PyTorch's oneDNN
@@ -96,7 +99,8 @@ _conv.defvjp(_conv_fwd, _conv_bwd)
 
 
 def conv2d_same(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, *, padding: str = "zero",
-                activation: Callable[[jax.Array], jax.Array] | None = None) -> jax.Array:
+                activation: Callable[[jax.Array], jax.Array] | None = None,
+                winograd_kernel: jax.Array | None = None) -> jax.Array:
     """``activation(conv(x, kernel) + bias)``, ``k x k`` (odd) stride 1, output of the input's size.
 
     Args:
@@ -106,6 +110,8 @@ def conv2d_same(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, 
         one elementwise pass that XLA fuses and runs in place on the convolution's output buffer
         (into which the reflect border bands were written): one activation-sized buffer per layer
         (2048 px: 1 GB per 64-channel map).
+      winograd_kernel: ``winograd_kernel(kernel)`` made ahead (see :func:`with_winograd_kernels`),
+        used when the layer takes the Winograd path; gradients still flow to ``kernel`` only.
     """
     if padding not in PADDINGS:
         raise ValueError(f"padding must be one of {PADDINGS}, got {padding!r}")
@@ -120,8 +126,8 @@ def conv2d_same(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, 
     # Tiny maps, whose top and bottom frames would overlap, take the plain pad + VALID path.
     if padding == "reflect" and min(h, w) < 2 * p + 1:
         y = _padded_reflect_conv(x, kernel)
-    elif winograd_eligible(x.shape, kernel.shape, x.dtype):
-        y = _winograd_conv(x, kernel, padding)
+    elif winograd_eligible(x.shape, kernel.shape, x.dtype, prepared=winograd_kernel is not None):
+        y = _winograd_conv(x, kernel, winograd_kernel, padding)
     elif padding == "zero" or p == 0:
         y = _conv(x, kernel, ((p, p), (p, p)))
     else:
@@ -230,10 +236,12 @@ _WINO_G_TAPS = np.einsum("ai,bj->abij", _WINO_G, _WINO_G).reshape(36, 9).astype(
 # The extra memory a Winograd layer may take: its transformed input and output planes (2.25x its
 # maps). Larger layers (512 px and up for the 64/128-channel maps) take the direct convolution.
 WINOGRAD_MAX_BYTES = 96 * 2**20
-# A kernel whose transform is larger than this (512 -> 512: 38 MB, made on every call) must have at
+# A kernel whose transform is larger than this (512 -> 512: 38 MB) and made on every call must have at
 # least 32x32 output positions to amortise it (whole pipelines at 256 px, host memory reuse on:
 # SANet 274 -> 218 ms and WCT 583 -> 515 ms with the 32x32 ones included; with the 16x16 ones too,
-# in an earlier run without reuse, both were slightly slower than without them).
+# in an earlier run without reuse, both were slightly slower than without them). A transform made
+# ahead (:func:`with_winograd_kernels`) needs no amortising: a 16x16x512 -> 512 layer then takes
+# 2.1 ms against 5.6 ms direct (one-off timing).
 _LARGE_KERNEL_BYTES = 16 * 2**20
 _winograd_enabled = True
 
@@ -254,7 +262,7 @@ def direct_convolutions() -> Iterator[None]:
         jax.clear_caches()
 
 
-def winograd_eligible(x_shape, kernel_shape, dtype) -> bool:
+def winograd_eligible(x_shape, kernel_shape, dtype, *, prepared: bool = False) -> bool:
     """Whether :func:`conv2d_same` computes this layer with Winograd F(4x4, 3x3): float32 3x3 layers
     with at least 64 channels in and out and 128 on one side (2.25x fewer multiplications do not pay
     for the tile transforms on thinner layers, whose batched matmuls run far below peak), whose
@@ -262,16 +270,50 @@ def winograd_eligible(x_shape, kernel_shape, dtype) -> bool:
     layer from relu2_1 down but the 16x16 512 -> 512 ones, at 512 px from relu3_1 down; in one-off timings
     1.3-2x faster than XLA:CPU's direct convolution (64x64x256 -> 256: 5.5 ms against 11 ms;
     128x128x64 -> 128: 3.9 ms against 5.3 ms). Whole AdaIN pipelines, one-off timings without host
-    memory reuse: 291 -> 230 ms at 256 px, 1056 -> 816 ms at 512 px."""
-    n, h, w, c_in = x_shape
-    k_h, k_w, _, c_out = kernel_shape
-    if not _winograd_enabled or (k_h, k_w) != (3, 3) or dtype != jnp.float32:
+    memory reuse: 291 -> 230 ms at 256 px, 1056 -> 816 ms at 512 px. ``prepared``: the transformed
+    kernel was made ahead (:func:`with_winograd_kernels`), so large kernels need no more positions
+    than small ones."""
+    n, h, w, _ = x_shape
+    if not _winograd_enabled or dtype != jnp.float32 or not _winograd_kernel_shape(kernel_shape):
         return False
-    if min(c_in, c_out) < 64 or max(c_in, c_out) < 128:
-        return False
+    c_in, c_out = kernel_shape[2:]
     tiles = n * -(-h // 4) * -(-w // 4)
-    min_tiles = 64 if 36 * 4 * c_in * c_out > _LARGE_KERNEL_BYTES else 16
+    min_tiles = 64 if 36 * 4 * c_in * c_out > _LARGE_KERNEL_BYTES and not prepared else 16
     return tiles >= min_tiles and 36 * 4 * tiles * max(c_in, c_out) <= WINOGRAD_MAX_BYTES
+
+
+def _winograd_kernel_shape(kernel_shape) -> bool:
+    # 2.25x fewer multiplications do not pay for the tile transforms on thinner layers.
+    k_h, k_w, c_in, c_out = kernel_shape
+    return (k_h, k_w) == (3, 3) and min(c_in, c_out) >= 64 and max(c_in, c_out) >= 128
+
+
+def winograd_kernel(kernel: jax.Array) -> jax.Array:
+    """``G g G^T`` of a (3, 3, Cin, Cout) kernel for every (Cin, Cout) pair: (36, Cin, Cout), as one
+    matmul over the 9 taps, (36, 9) @ (9, Cin Cout) (Lavin & Gray 2016, Eq. 8)."""
+    c_in, c_out = kernel.shape[2:]
+    return (_WINO_G_TAPS @ kernel.reshape(9, -1)).reshape(36, c_in, c_out)
+
+
+_winograd_kernel_jit = jax.jit(winograd_kernel)
+
+
+def with_winograd_kernels(params):
+    """``params`` with ``"winograd_kernel": winograd_kernel(kernel)`` beside every float32 3x3
+    ``"kernel"`` that may take the Winograd path (:func:`winograd_eligible`), for inference: the VGG19
+    encoder and the decoders pass it to :func:`conv2d_same`, so the transform is made once instead of
+    on every call (whole pipelines at 256 px, one-off timings side by side: WCT 522 -> 447 ms, SANet
+    214 -> 190 ms, AdaIN 142 -> 139 ms). Costs 4x those kernels' memory (VGG19 to relu5_1: +206 MB). Gradients still flow to
+    ``kernel`` alone, so training keeps the plain parameters. Nested dicts are walked; every other
+    leaf is kept as is (not copied). Idempotent."""
+    if not isinstance(params, dict):
+        return params
+    out = {k: with_winograd_kernels(v) for k, v in params.items()}
+    kernel = params.get("kernel")
+    if (kernel is not None and "winograd_kernel" not in params and getattr(kernel, "ndim", 0) == 4
+            and kernel.dtype == jnp.float32 and _winograd_kernel_shape(kernel.shape)):
+        out["winograd_kernel"] = _winograd_kernel_jit(kernel)
+    return out
 
 
 def _combine(coefficients, terms):
@@ -303,42 +345,48 @@ def _winograd_tiles(x, padding):
     return jnp.stack([_combine(b, cols) for b in _WINO_BT], 1).reshape(36, n * t_h * t_w, c)
 
 
-def _winograd_conv_impl(x, kernel, padding):
+def _winograd_conv_impl(x, kernel, transformed, padding):
     n, h, w, _ = x.shape
     c_in, c_out = kernel.shape[2:]
     t_h, t_w = -(-h // 4), -(-w // 4)
     v = _winograd_tiles(x, padding)
-    # The transformed kernel is 4x the kernel; one over WINOGRAD_MAX_BYTES (wider than VGG19's) is
-    # made and used in output-channel groups that stay under it.
-    groups = -(-36 * 4 * c_in * c_out // WINOGRAD_MAX_BYTES)
-    m = []
-    for part in jnp.array_split(kernel, groups, axis=3):
-        # G g G^T for every (Cin, Cout) pair as one matmul over the 9 taps: (36, 9) @ (9, Cin Cout).
-        u = (_WINO_G_TAPS @ part.reshape(9, -1)).reshape(36, c_in, part.shape[3])
-        m.append(jnp.einsum("btc,bcd->btd", v, u))
-    m = jnp.concatenate(m, axis=2).reshape(6, 6, n, t_h, t_w, c_out)
+    if transformed is not None:
+        m = jnp.einsum("btc,bcd->btd", v, transformed)
+    else:
+        # The transformed kernel is 4x the kernel; one over WINOGRAD_MAX_BYTES (wider than VGG19's) is
+        # made and used in output-channel groups that stay under it.
+        groups = -(-36 * 4 * c_in * c_out // WINOGRAD_MAX_BYTES)
+        m = jnp.concatenate([jnp.einsum("btc,bcd->btd", v, winograd_kernel(part))
+                             for part in jnp.array_split(kernel, groups, axis=3)], axis=2)
+    m = m.reshape(6, 6, n, t_h, t_w, c_out)
     rows = [_combine(a, [m[i] for i in range(6)]) for a in _WINO_AT]  # 4 x (6, N, T_h, T_w, Cout)
     y = jnp.stack([jnp.stack([_combine(a, [r[j] for j in range(6)]) for a in _WINO_AT], 3) for r in rows], 2)
     return y.reshape(n, 4 * t_h, 4 * t_w, c_out)[:, :h, :w]
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2,))
-def _winograd_conv(x, kernel, padding):
-    """The 3x3 ``zero`` / ``reflect`` same convolution by Winograd F(4x4, 3x3) (:func:`winograd_eligible`).
-    Agrees with the direct convolution to ~1e-5 relative (float32; tested against a float64
-    reference). Its gradient is the direct convolution's (XLA's transposed convolution and
-    :func:`_kernel_grad`), the same function's."""
-    return _winograd_conv_impl(x, kernel, padding)
+@functools.partial(jax.custom_vjp, nondiff_argnums=(3,))
+def _winograd_conv(x, kernel, transformed, padding):
+    """The 3x3 ``zero`` / ``reflect`` same convolution by Winograd F(4x4, 3x3) (:func:`winograd_eligible`),
+    with ``transformed`` = :func:`winograd_kernel` of ``kernel`` or None (made here). Agrees with the
+    direct convolution to ~1e-5 relative (float32; tested against a float64 reference). Its
+    gradient is the direct convolution's (XLA's transposed convolution and :func:`_kernel_grad`),
+    the same function's, with respect to ``x`` and ``kernel``; ``transformed`` is a cache of
+    ``kernel`` and gets a zero gradient."""
+    return _winograd_conv_impl(x, kernel, transformed, padding)
 
 
-def _winograd_conv_fwd(x, kernel, padding):
-    return _winograd_conv_impl(x, kernel, padding), (x, kernel)
+def _winograd_conv_fwd(x, kernel, transformed, padding):
+    out = _winograd_conv_impl(x, kernel, transformed, padding)
+    return out, (x, kernel, None if transformed is None else jnp.zeros_like(transformed))
 
 
 def _winograd_conv_bwd(padding, residuals, dy):
+    x, kernel, zero_transformed = residuals
     if padding == "reflect":
-        return _reflect_conv_bwd(residuals, dy)
-    return _conv_bwd(((1, 1), (1, 1)), residuals, dy)
+        dx, dk = _reflect_conv_bwd((x, kernel), dy)
+    else:
+        dx, dk = _conv_bwd(((1, 1), (1, 1)), (x, kernel), dy)
+    return dx, dk, zero_transformed
 
 
 _winograd_conv.defvjp(_winograd_conv_fwd, _winograd_conv_bwd)

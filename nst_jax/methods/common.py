@@ -37,6 +37,7 @@ from nst_jax.errors import InputError
 from nst_jax.image import check_image, check_masks, pad_to_multiple
 from nst_jax.kernels.adain import blend_by_masks
 from nst_jax.kernels.color import COLOR_MODES, linear_color_transfer, luminance_transfer
+from nst_jax.kernels.conv import with_winograd_kernels
 from nst_jax.kernels.stats import mask_for_layer
 
 # DESIGN §3: feed-forward methods use reflect padding + max pooling; decoders are trained for it.
@@ -47,6 +48,31 @@ MULTIPLE = 16  # relu5_1 is 1/16 of the input; SANet adds relu5_1 x2 to relu4_1
 def encode(vgg_params, images: jax.Array, layers: Sequence[str]) -> dict[str, jax.Array]:
     """VGG19 features with the feed-forward encoder configuration."""
     return vgg19.features(vgg_params, images, tuple(layers), **ENCODER)
+
+
+# The VGG19 layers a feed-forward method can reach (relu5_1 is the deepest any uses).
+_FEEDFORWARD_CONVS = vgg19.convs_up_to("relu5_1")
+_prepared_vgg: list[tuple[Any, Any]] = []  # (plain, prepared) of the last VGG19 trees prepared
+
+
+def inference_params(params: dict[str, Any]) -> dict[str, Any]:
+    """``params`` for inference: every 3x3 kernel that may run by Winograd's algorithm carries its
+    transform (:func:`nst_jax.kernels.conv.with_winograd_kernels`), made once here instead of in
+    every call. The VGG19 part is prepared up to conv5_1 and shared by every method given the same
+    VGG19 tree (one extra ~206 MB, not one per method). For inference only: gradients do not reach
+    the stored transforms, so training keeps the plain parameters."""
+    vgg = params.get("vgg")
+    out = with_winograd_kernels({k: v for k, v in params.items() if k != "vgg"})
+    if vgg is not None:
+        for plain, prepared in _prepared_vgg:
+            if plain is vgg:
+                break
+        else:
+            prepared = {name: with_winograd_kernels(layer) if name in _FEEDFORWARD_CONVS else layer
+                        for name, layer in vgg.items()}
+            _prepared_vgg[:] = [(vgg, prepared)] + _prepared_vgg[:1]
+        out["vgg"] = prepared
+    return out
 
 
 def fast_key(key: jax.Array) -> jax.Array:
@@ -112,11 +138,13 @@ class FeedForward:
     def jitted_encode(self):
         return jax.jit(encode, static_argnames=("layers",))
 
-    def load_params(self, vgg=None, paths: dict[str, str] | None = None) -> dict[str, Any]:
+    def load_params(self, vgg=None, paths: dict[str, str] | None = None, *, prepare: bool = True) -> dict[str, Any]:
         """The VGG19 weights plus the shipped checkpoints (clear error naming the training command).
 
         ``paths`` maps checkpoint names (:attr:`checkpoints`) to files to use instead of the shipped
         ones, e.g. ``{"adain": "runs/my_decoder.npz"}`` from ``python -m train.adain --export``.
+        ``prepare``: return :func:`inference_params` (Winograd kernel transforms made once, here);
+        ``False`` gives the plain parameters, as a checkpoint stores them.
         """
         from nst_jax.weights import port
 
@@ -130,10 +158,11 @@ class FeedForward:
         loaded = {name: jax.device_put(checkpoints.load(name, path=paths.get(name), encoder=ENCODER)[0])
                   for name in self.checkpoints}
         if self.merge is not None:
-            return self.merge(params, loaded)
-        for tree in loaded.values():
-            params.update(tree)
-        return params
+            params = self.merge(params, loaded)
+        else:
+            for tree in loaded.values():
+                params.update(tree)
+        return inference_params(params) if prepare else params
 
     def random_params(self, key: jax.Array, vgg) -> dict[str, Any]:
         """VGG19 weights plus randomly initialised learned parameters (for tests and benchmarks)."""

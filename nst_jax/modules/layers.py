@@ -60,8 +60,12 @@ class Conv(nn.Module):
         bias = None
         if self.use_bias:
             bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype).astype(self.dtype)
+        # Inference parameters may carry the kernel's Winograd transform (conv.with_winograd_kernels).
+        transformed = None
+        if self.has_variable("params", "winograd_kernel"):
+            transformed = self.get_variable("params", "winograd_kernel").astype(self.dtype)
         return conv2d_same(x.astype(self.dtype), kernel.astype(self.dtype), bias, padding=self.padding,
-                           activation=self.activation)
+                           activation=self.activation, winograd_kernel=transformed)
 
 
 class InstanceNorm(nn.Module):
