@@ -127,6 +127,36 @@ def test_winograd_kernels_made_ahead():
     assert not np.any(np.asarray(grads[2]))
 
 
+@pytest.mark.parametrize("shape, c_out, k", [((2, 7, 10, 16), 24, 3), ((1, 32, 32, 64), 128, 3), ((1, 6, 9, 8), 8, 5)])
+@pytest.mark.parametrize("padding", ["zero", "reflect"])
+def test_upsample_conv_equals_upsampling_then_convolving(shape, c_out, k, padding):
+    """The sub-pixel form (four 2x2 phase convolutions of the small map) is the 3x3 convolution of
+    the nearest-upsampled map, values (float64 reference) and gradients (the two-step form's); a layer
+    that takes Winograd on the upsampled map (second case) and other kernel sizes upsample first."""
+    keys = jax.random.split(jax.random.key(11), 4)
+    x = jax.random.normal(keys[0], shape)
+    kernel = jax.random.normal(keys[1], (k, k, shape[-1], c_out)) / np.sqrt(k * k * shape[-1])
+    bias = jax.random.normal(keys[2], (c_out,))
+
+    def two_step(x, kernel, bias):
+        up = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+        return conv.conv2d_same(up, kernel, bias, padding=padding, activation=jax.nn.relu)
+
+    def fused(x, kernel, bias):
+        return conv.upsample_conv2d_same(x, kernel, bias, padding=padding, activation=jax.nn.relu)
+
+    if k == 3:
+        up = np.repeat(np.repeat(np.asarray(x, np.float64), 2, axis=1), 2, axis=2)
+        want = np.maximum(conv_reference(up, kernel, padding) + np.asarray(bias, np.float64), 0)
+        np.testing.assert_allclose(fused(x, kernel, bias), want, rtol=0, atol=2e-5 * np.abs(want).max())
+    np.testing.assert_allclose(fused(x, kernel, bias), two_step(x, kernel, bias), rtol=0, atol=1e-5)
+    probe = jax.random.normal(keys[3], (shape[0], 2 * shape[1], 2 * shape[2], c_out))
+    got = jax.grad(lambda *a: jnp.sum(fused(*a) * probe), argnums=(0, 1, 2))(x, kernel, bias)
+    want_grads = jax.grad(lambda *a: jnp.sum(two_step(*a) * probe), argnums=(0, 1, 2))(x, kernel, bias)
+    for g, w in zip(got, want_grads):
+        np.testing.assert_allclose(g, w, rtol=0, atol=1e-4 * float(jnp.abs(w).max()))
+
+
 FAULTS_SCRIPT = textwrap.dedent("""
     import resource, sys
     import jax, jax.numpy as jnp

@@ -137,6 +137,65 @@ def conv2d_same(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, 
     return act(y)
 
 
+def upsample_conv2d_same(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, *,
+                         padding: str = "zero", activation: Callable[[jax.Array], jax.Array] | None = None,
+                         winograd_kernel: jax.Array | None = None) -> jax.Array:
+    """``conv2d_same(upsample2x(x), ...)``: a decoder's nearest x2 upsampling and the 3x3 convolution
+    after it, without the upsampled map where the convolution would run directly.
+
+    Each of the four output phases (row parity a, column parity b) of a 3x3 convolution of a
+    nearest-upsampled map is a 2x2 convolution of the original map whose taps are sums of the 3x3
+    taps: even rows read rows (i-1, i) with (K0, K1 + K2), odd rows (i, i+1) with (K0 + K1, K2),
+    likewise for columns ("sub-pixel" form, cf. Shi et al. 2016; Odena et al. 2016 on resize-convolution).
+    So 16 instead of 36 multiply-adds per input position and channel pair (2.25x fewer), and no 4x
+    larger upsampled map in memory. Reflect padding of the upsampled map is edge padding of the
+    original (its first two rows are equal), zero padding stays zero padding. Layers that take
+    Winograd's algorithm on the upsampled map (:func:`winograd_eligible`: fewer multiplications
+    still, 2.25 per output) and other kernel sizes upsample first. Agrees with the two-step form
+    to float rounding (tested, values and gradients).
+    """
+    n, h, w, c_in = x.shape
+    up_shape = (n, 2 * h, 2 * w, c_in)
+    if (kernel.shape[:2] != (3, 3) or padding not in PADDINGS
+            or winograd_eligible(up_shape, kernel.shape, x.dtype, prepared=winograd_kernel is not None)):
+        up = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+        return conv2d_same(up, kernel, bias, padding=padding, activation=activation, winograd_kernel=winograd_kernel)
+    c_out = kernel.shape[3]
+    # Row taps per row phase (a, i, 3, Cin, Cout), then column taps per column phase.
+    rows = jnp.stack([jnp.stack([kernel[0], kernel[1] + kernel[2]]), jnp.stack([kernel[0] + kernel[1], kernel[2]])])
+    taps = jnp.stack([jnp.stack([rows[:, :, 0], rows[:, :, 1] + rows[:, :, 2]], 2),
+                      jnp.stack([rows[:, :, 0] + rows[:, :, 1], rows[:, :, 2]], 2)], 1)  # (a, b, i, j, Cin, Cout)
+    # One VALID 2x2 convolution gives all four phases as 4 Cout channels, phase (a, b) read at offset (a, b).
+    phases = jnp.transpose(taps, (2, 3, 4, 0, 1, 5)).reshape(2, 2, c_in, 4 * c_out)
+    y = _edge_padded_conv2x2(x, phases) if padding == "reflect" else _conv(x, phases, ((1, 1), (1, 1)))
+    y = y.reshape(n, h + 1, w + 1, 2, 2, c_out)
+    out = jnp.stack([jnp.stack([y[:, a: a + h, b: b + w, a, b] for b in (0, 1)], 3) for a in (0, 1)], 2)
+    out = out.reshape(n, 2 * h, 2 * w, c_out)
+    if bias is not None:
+        out = out + bias.reshape(1, 1, 1, -1)
+    return activation(out) if activation is not None else out
+
+
+def _edge_padded_conv2x2(x, kernel):
+    """``conv(edge_pad(x, 1), kernel, VALID)`` for a 2x2 kernel: (N, H + 1, W + 1, Cout), as the
+    zero-padded convolution plus the padded frame's terms (a VALID convolution of a materialised
+    padded map runs ~1.5x slower on XLA:CPU; module docstring). Output row 0 reads the top padded
+    row with kernel row 0, row H the bottom one with kernel row 1; columns likewise, their corner
+    cells counted in the rows."""
+    h, w = x.shape[1:3]
+    c_in, c_out = kernel.shape[2:]
+    y = _conv(x, kernel, ((1, 1), (1, 1)))
+
+    def line_terms(line, taps):  # (N, L + 2, Cin) padded line -> (N, L + 1, Cout)
+        return jnp.concatenate([line[:, :-1], line[:, 1:]], -1) @ taps.reshape(2 * c_in, c_out)
+
+    edge = ((0, 0), (1, 1), (0, 0))
+    y = y.at[:, 0].add(line_terms(jnp.pad(x[:, 0], edge, mode="edge"), kernel[0]))
+    y = y.at[:, h].add(line_terms(jnp.pad(x[:, h - 1], edge, mode="edge"), kernel[1]))
+    y = y.at[:, :, 0].add(line_terms(jnp.pad(x[:, :, 0], edge), kernel[:, 0]))
+    return y.at[:, :, w].add(line_terms(jnp.pad(x[:, :, w - 1], edge), kernel[:, 1]))
+
+
 @jax.custom_vjp
 def _reflect_conv(x, kernel):
     """``conv(reflect_pad(x), kernel, VALID)`` as the SAME convolution with its border bands

@@ -224,10 +224,15 @@ class _MirrorDecoder(nn.Module):
         # the papers' decoders saw the normalised VGG19; Caffe-scale features (~440 at relu4_1) would
         # make a freshly initialised decoder output values in the hundreds.
         x = x.astype(self.dtype) / vgg19.MEAN_ACTIVATION[start or self.input_layer]
+        upsample = False  # a pending x2 upsampling, folded into the convolution that follows it
         for step in spec:
             if isinstance(step, UpStep):
-                x = upsample2x(x)
+                if upsample:
+                    x = upsample2x(x)
+                upsample = True
             elif isinstance(step, SkipStep):
+                if upsample:
+                    x, upsample = upsample2x(x), False
                 fuse, scale = skips[step.layer], vgg19.MEAN_ACTIVATION[step.layer]
                 # Fusions work in encoder units: AdaIN is scale-equivariant, so convert in and out.
                 x = fuse(x * scale) / scale if callable(fuse) else adain(x, fuse.astype(self.dtype) / scale)
@@ -243,12 +248,14 @@ class _MirrorDecoder(nn.Module):
                     kernel_init=he_init if step.relu else linear_init,
                     bias_init=nn.initializers.zeros if step.relu else nn.initializers.constant(0.5),
                     activation=nn.relu if step.relu and not normed else None,  # fused: in place
+                    upsample=upsample,
                     name=step.name,
                 )(x)
+                upsample = False
                 if normed:
                     x = nn.relu(InstanceNorm(dtype=self.dtype, param_dtype=self.param_dtype,
                                              name=f"{step.name}_norm")(x))
-        return x
+        return upsample2x(x) if upsample else x
 
 
 class AdaINDecoder(_MirrorDecoder):

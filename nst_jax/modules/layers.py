@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nst_jax.kernels import stats
-from nst_jax.kernels.conv import conv2d_same
+from nst_jax.kernels.conv import conv2d_same, upsample_conv2d_same
 
 Array = jax.Array
 PADDINGS = ("reflect", "zero")
@@ -37,6 +37,8 @@ class Conv(nn.Module):
       param_dtype: storage dtype of the parameters.
       activation: elementwise function applied inside the convolution (in place on its output;
         see :func:`nst_jax.kernels.conv.conv2d_same`), e.g. ``nn.relu``; None for none.
+      upsample: convolve the nearest x2 upsampling of the input (:func:`upsample2x`), computed
+        without it where that is cheaper (:func:`nst_jax.kernels.conv.upsample_conv2d_same`).
     """
 
     features: int
@@ -48,6 +50,7 @@ class Conv(nn.Module):
     kernel_init: Any = he_init
     bias_init: Any = nn.initializers.zeros
     activation: Callable[[Array], Array] | None = None
+    upsample: bool = False
 
     @nn.compact
     def __call__(self, x: Array) -> Array:
@@ -64,8 +67,9 @@ class Conv(nn.Module):
         transformed = None
         if self.has_variable("params", "winograd_kernel"):
             transformed = self.get_variable("params", "winograd_kernel").astype(self.dtype)
-        return conv2d_same(x.astype(self.dtype), kernel.astype(self.dtype), bias, padding=self.padding,
-                           activation=self.activation, winograd_kernel=transformed)
+        conv = upsample_conv2d_same if self.upsample else conv2d_same
+        return conv(x.astype(self.dtype), kernel.astype(self.dtype), bias, padding=self.padding,
+                    activation=self.activation, winograd_kernel=transformed)
 
 
 class InstanceNorm(nn.Module):
