@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 import optax  # noqa: E402
 
 from benchmarks import common  # noqa: E402
-from nst_jax import optimize as G  # noqa: E402
+from nst_jax import optimize as G, vgg19  # noqa: E402
 from nst_jax.host_memory import reuse_freed_memory  # noqa: E402
 from nst_jax.image import load_image, resize  # noqa: E402
 from nst_jax.weights import port  # noqa: E402
@@ -141,7 +141,7 @@ def main(argv=None) -> int:
     except ImportError:
         with_torch = False
         print("torch not installed (pip install -e .[parity]): JAX only", file=sys.stderr)
-    vgg = port.load()
+    vgg = vgg19.with_winograd(port.load())  # as nst_jax.optimize.gatys runs its steps
     rows = [bench_step(vgg, s, args.repeats, with_torch) for s in args.sizes]
     cols = [("size", "px"), ("jax_median_s", "JAX s"), ("torch_median_s", "PyTorch eager s"),
             ("torch_over_jax", "torch/JAX"), ("gflop", "XLA GFLOP"), ("jax_gflops", "JAX GFLOP/s"),

@@ -66,7 +66,7 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 from benchmarks import common  # noqa: E402
-from nst_jax import optimize as G  # noqa: E402
+from nst_jax import optimize as G, vgg19  # noqa: E402
 from nst_jax.errors import CheckpointError  # noqa: E402
 from nst_jax.host_memory import reuse_freed_memory  # noqa: E402
 from nst_jax.image import load_image, resize  # noqa: E402
@@ -256,6 +256,7 @@ def bench_feedforward(names, params, size, device, args) -> tuple[list[dict], di
 
 
 def bench_gatys(vgg, size, device, args) -> dict:
+    vgg = vgg19.with_winograd(vgg)  # as nst_jax.optimize.gatys runs its steps
     content, style = images(size, device)
     cfg = G.GatysConfig()
     targets = G.style_targets(vgg, [style[0]], layers=cfg.style_layers, padding=cfg.padding, pool=cfg.pool,

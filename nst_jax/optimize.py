@@ -246,6 +246,8 @@ def gatys(
         raise InputError('init="noise" needs a PRNG key (key=jax.random.key(seed))')
 
     check_gatys_memory(*content.shape[:2])
+    # Winograd kernel transforms made once for all steps (the image gradient never needs the kernels').
+    vgg_params = vgg19.with_winograd(vgg_params)
     if config.color == "match":
         styles = [np.asarray(linear_color_transfer(jnp.asarray(s)[None], jnp.asarray(content)[None])[0])
                   for s in styles]

@@ -26,7 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nst_jax.errors import InputError
-from nst_jax.kernels.conv import conv2d_same
+from nst_jax.kernels.conv import conv2d_same, with_winograd_kernels
 
 Params = dict[str, Any]
 
@@ -130,6 +130,24 @@ def count_params(params: Params) -> int:
     """Number of convolution parameters (kernels and biases; the input transform is not counted)."""
     return sum(int(np.prod(p["kernel"].shape)) + int(np.prod(p["bias"].shape))
                for name, p in params.items() if name.startswith("conv"))
+
+
+_prepared: list[tuple[Params, Params]] = []  # (plain, prepared) of the last two trees prepared
+
+
+def with_winograd(params: Params) -> Params:
+    """``params`` with the Winograd transforms of conv1_1 .. conv5_1 made once
+    (:func:`nst_jax.kernels.conv.with_winograd_kernels`: every feed-forward method and the default
+    Gatys layers reach no deeper), for inference and for the image gradients of Gatys; deeper layers
+    make theirs per call. +206 MB. The last two trees prepared are remembered by identity, so the
+    methods given one VGG19 tree share one prepared copy."""
+    for plain, prepared in _prepared:
+        if plain is params:
+            return prepared
+    wanted = convs_up_to("relu5_1")
+    prepared = {name: with_winograd_kernels(layer) if name in wanted else layer for name, layer in params.items()}
+    _prepared[:] = [(params, prepared)] + _prepared[:1]
+    return prepared
 
 
 def convs_up_to(layer: str) -> tuple[str, ...]:

