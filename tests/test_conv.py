@@ -129,7 +129,7 @@ def test_winograd_kernels_made_ahead():
 
 @pytest.mark.parametrize("shape, c_out, k", [((2, 7, 10, 16), 24, 3), ((1, 32, 32, 64), 128, 3), ((1, 6, 9, 8), 8, 5)])
 @pytest.mark.parametrize("padding", ["zero", "reflect"])
-def test_upsample_conv_equals_upsampling_then_convolving(shape, c_out, k, padding):
+def test_upsample_conv_equals_upsampling_then_convolving(shape, c_out, k, padding, monkeypatch):
     """The sub-pixel form (four 2x2 phase convolutions of the small map) is the 3x3 convolution of
     the nearest-upsampled map, values (float64 reference) and gradients (the two-step form's); a layer
     that takes Winograd on the upsampled map (second case) and other kernel sizes upsample first."""
@@ -155,6 +155,8 @@ def test_upsample_conv_equals_upsampling_then_convolving(shape, c_out, k, paddin
     want_grads = jax.grad(lambda *a: jnp.sum(two_step(*a) * probe), argnums=(0, 1, 2))(x, kernel, bias)
     for g, w in zip(got, want_grads):
         np.testing.assert_allclose(g, w, rtol=0, atol=1e-4 * float(jnp.abs(w).max()))
+    monkeypatch.setattr(conv, "SUBPIXEL_MAX_BYTES", 0)  # phases over the budget: upsample first
+    np.testing.assert_allclose(fused(x, kernel, bias), two_step(x, kernel, bias), rtol=0, atol=1e-5)
 
 
 FAULTS_SCRIPT = textwrap.dedent("""

@@ -152,13 +152,17 @@ def upsample_conv2d_same(x: jax.Array, kernel: jax.Array, bias: jax.Array | None
     original (its first two rows are equal), zero padding stays zero padding. Layers that take
     Winograd's algorithm on the upsampled map (:func:`winograd_eligible`: fewer multiplications
     still, 2.25 per output) and other kernel sizes upsample first. Agrees with the two-step form
-    to float rounding (tested, values and gradients). One-off timings, reflect padding, 64 -> 64
+    to float rounding (tested, values and gradients). Its four phases and the workspace of their
+    2x2 convolution take ~2x the memory of the upsampled map (SANet at 2048 px: 5.3 GB peak RSS
+    against 4.4 GB), so phases over ``SUBPIXEL_MAX_BYTES`` upsample first. One-off timings, reflect padding, 64 -> 64
     channels: 128x128 -> 256x256 13.2 -> 6.8 ms, 256x256 -> 512x512 48.7 -> 25.1 ms; the whole AdaIN
     decoder at 256 px 43 -> 39 ms.
     """
     n, h, w, c_in = x.shape
     up_shape = (n, 2 * h, 2 * w, c_in)
-    if (kernel.shape[:2] != (3, 3) or padding not in PADDINGS
+    phase_bytes = n * (h + 1) * (w + 1) * 4 * kernel.shape[-1] * x.dtype.itemsize
+    if (not _fast_algorithms or kernel.shape[:2] != (3, 3) or padding not in PADDINGS
+            or phase_bytes > SUBPIXEL_MAX_BYTES
             or winograd_eligible(up_shape, kernel.shape, x.dtype, prepared=winograd_kernel is not None)):
         up = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
         return conv2d_same(up, kernel, bias, padding=padding, activation=activation, winograd_kernel=winograd_kernel)
@@ -170,12 +174,20 @@ def upsample_conv2d_same(x: jax.Array, kernel: jax.Array, bias: jax.Array | None
     # One VALID 2x2 convolution gives all four phases as 4 Cout channels, phase (a, b) read at offset (a, b).
     phases = jnp.transpose(taps, (2, 3, 4, 0, 1, 5)).reshape(2, 2, c_in, 4 * c_out)
     y = _edge_padded_conv2x2(x, phases) if padding == "reflect" else _conv(x, phases, ((1, 1), (1, 1)))
+    # Bias and activation on the phases (elementwise, so before the interleave): the interleaving copy
+    # is then the last pass and writes the output directly.
+    if bias is not None:
+        y = y + jnp.tile(bias, 4)
+    if activation is not None:
+        y = activation(y)
     y = y.reshape(n, h + 1, w + 1, 2, 2, c_out)
     out = jnp.stack([jnp.stack([y[:, a: a + h, b: b + w, a, b] for b in (0, 1)], 3) for a in (0, 1)], 2)
-    out = out.reshape(n, 2 * h, 2 * w, c_out)
-    if bias is not None:
-        out = out + bias.reshape(1, 1, 1, -1)
-    return activation(out) if activation is not None else out
+    return out.reshape(n, 2 * h, 2 * w, c_out)
+
+
+# Largest phase tensor (N, H + 1, W + 1, 4 Cout) of a sub-pixel convolution: a 64-channel decoder
+# layer at 512 px for one image, or a 256 px training batch of 12 (SANet's decoder, batch 4).
+SUBPIXEL_MAX_BYTES = 256 * 2**20
 
 
 def _edge_padded_conv2x2(x, kernel):
@@ -304,22 +316,23 @@ WINOGRAD_MAX_BYTES = 96 * 2**20
 # ahead (:func:`with_winograd_kernels`) needs no amortising: a 16x16x512 -> 512 layer then takes
 # 2.1 ms against 5.6 ms direct (one-off timing).
 _LARGE_KERNEL_BYTES = 16 * 2**20
-_winograd_enabled = True
+_fast_algorithms = True
 
 
 @contextlib.contextmanager
 def direct_convolutions() -> Iterator[None]:
-    """Functions traced inside compute every convolution directly (no Winograd layers): for counting a
-    network's nominal FLOPs (``benchmarks/runtime.py``; XLA's cost analysis of a Winograd layer counts
-    its fewer multiplications) or comparing the two algorithms. Clears JAX's caches on entry and exit,
+    """Functions traced inside compute every convolution directly (no Winograd layers, and decoders
+    upsample before convolving: no sub-pixel phases): for counting a network's nominal FLOPs
+    (``benchmarks/runtime.py``; XLA's cost analysis of the fast forms counts their fewer
+    multiplications) or comparing the algorithms. Clears JAX's caches on entry and exit,
     since jitted functions would otherwise reuse what they traced before."""
-    global _winograd_enabled
+    global _fast_algorithms
     jax.clear_caches()
-    _winograd_enabled = False
+    _fast_algorithms = False
     try:
         yield
     finally:
-        _winograd_enabled = True
+        _fast_algorithms = True
         jax.clear_caches()
 
 
@@ -335,7 +348,7 @@ def winograd_eligible(x_shape, kernel_shape, dtype, *, prepared: bool = False) -
     kernel was made ahead (:func:`with_winograd_kernels`), so large kernels need no more positions
     than small ones."""
     n, h, w, _ = x_shape
-    if not _winograd_enabled or dtype != jnp.float32 or not _winograd_kernel_shape(kernel_shape):
+    if not _fast_algorithms or dtype != jnp.float32 or not _winograd_kernel_shape(kernel_shape):
         return False
     c_in, c_out = kernel_shape[2:]
     tiles = n * -(-h // 4) * -(-w // 4)
