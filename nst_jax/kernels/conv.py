@@ -177,7 +177,7 @@ def upsample_conv2d_same(x: jax.Array, kernel: jax.Array, bias: jax.Array | None
     # Bias and activation on the phases (elementwise, so before the interleave): the interleaving copy
     # is then the last pass and writes the output directly.
     if bias is not None:
-        y = y + jnp.tile(bias, 4)
+        y = y + jnp.tile(bias, 4).reshape(1, 1, 1, -1)
     if activation is not None:
         y = activation(y)
     y = y.reshape(n, h + 1, w + 1, 2, 2, c_out)
