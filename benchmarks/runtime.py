@@ -141,10 +141,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
 
 
-def param_count(tree) -> int:
-    """Number of parameters, not counting the Winograd transforms inference_params stores beside kernels."""
-    leaves = jax.tree_util.tree_leaves_with_path(tree)
-    return int(sum(np.prod(np.shape(x)) for path, x in leaves if "winograd_kernel" not in jax.tree_util.keystr(path)))
+def param_count(tree, field: str | None = None) -> int:
+    """Number of parameters (only the leaves named ``field`` if given), not counting the Winograd
+    transforms inference_params stores beside kernels."""
+    count = 0
+    for path, x in jax.tree_util.tree_leaves_with_path(tree):
+        name = jax.tree_util.keystr(path).rsplit("'", 2)[-2]
+        if name != "winograd_kernel" and field in (None, name):
+            count += int(np.prod(np.shape(x)))
+    return count
 
 
 def random_params(name: str, vgg, seed: int = 0):
@@ -179,7 +184,8 @@ def method_params(name: str, vgg, mode: str):
         shipped = spec.load_params(vgg)
     except CheckpointError:
         return random, "random (no checkpoint)"
-    if param_count(shipped) != param_count(random):
+    # Same convolution widths (a checkpoint may differ only in norm layers, e.g. the Style-Swap net).
+    if param_count(shipped, "kernel") != param_count(random, "kernel"):
         return random, "random (shipped checkpoint has another width)"
     return shipped, "shipped checkpoint"
 
