@@ -141,12 +141,17 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux: kB
 
 
+def _field(path) -> str:
+    """The last dict key of a parameter's tree path (``kernel``, ``bias``, ...)."""
+    return jax.tree_util.keystr(path).rsplit("'", 2)[-2]
+
+
 def param_count(tree, field: str | None = None) -> int:
     """Number of parameters (only the leaves named ``field`` if given), not counting the Winograd
     transforms inference_params stores beside kernels."""
     count = 0
     for path, x in jax.tree_util.tree_leaves_with_path(tree):
-        name = jax.tree_util.keystr(path).rsplit("'", 2)[-2]
+        name = _field(path)
         if name != "winograd_kernel" and field in (None, name):
             count += int(np.prod(np.shape(x)))
     return count
@@ -163,7 +168,7 @@ def random_params(name: str, vgg, seed: int = 0):
     rng = np.random.default_rng(seed)
 
     def draw(path, leaf):
-        field = jax.tree_util.keystr(path).rsplit("'", 2)[-2]
+        field = _field(path)
         if field == "kernel":
             fan_in = int(np.prod(leaf.shape[:-1]))
             return (rng.standard_normal(leaf.shape, np.float32) * np.sqrt(2.0 / fan_in)).astype(leaf.dtype)

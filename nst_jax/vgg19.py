@@ -111,7 +111,7 @@ def deepest(layers: Iterable[str]) -> str:
 
 def init_params(key: jax.Array, *, depth: str = "relu5_4", dtype=jnp.float32) -> Params:
     """Random He-initialised parameters with the same tree as the real weights (for tests)."""
-    needed = convs_up_to(deepest([depth]))
+    needed = _convs_up_to(deepest([depth]))
     keys = jax.random.split(key, len(needed))
     params: Params = {"input": {k: jnp.asarray(v, dtype) for k, v in caffe_input_transform().items()}}
     for k, (b, i, cin, cout) in zip(keys, CONV_SPECS[: len(needed)]):
@@ -144,14 +144,13 @@ def with_winograd(params: Params) -> Params:
     for plain, prepared in _prepared:
         if plain is params:
             return prepared
-    wanted = convs_up_to("relu5_1")
+    wanted = _convs_up_to("relu5_1")
     prepared = {name: with_winograd_kernels(layer) if name in wanted else layer for name, layer in params.items()}
     _prepared[:] = [(params, prepared)] + _prepared[:1]
     return prepared
 
 
-def convs_up_to(layer: str) -> tuple[str, ...]:
-    """Names of the convolutions computed to reach ``layer`` (e.g. relu2_1: conv1_1, conv1_2, conv2_1)."""
+def _convs_up_to(layer: str) -> tuple[str, ...]:
     index = LAYERS.index(layer)
     return tuple(name for name in LAYERS[: index + 1] if name.startswith("conv"))
 

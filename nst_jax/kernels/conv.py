@@ -137,6 +137,18 @@ def conv2d_same(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, 
     return act(y)
 
 
+def upsample2x(x: jax.Array) -> jax.Array:
+    """Nearest-neighbour x2 upsampling of NHWC features (each pixel becomes a 2x2 block)."""
+    return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
+
+
+def _phase_taps(kernel: jax.Array, axis: int) -> jax.Array:
+    """The 2-tap kernels of the two phases of a 3-tap ``axis`` after nearest x2 upsampling: even
+    outputs read (i-1, i) with (K0, K1 + K2), odd ones (i, i+1) with (K0 + K1, K2). (2, 2, ...)."""
+    k0, k1, k2 = (jnp.take(kernel, i, axis=axis) for i in range(3))
+    return jnp.stack([jnp.stack([k0, k1 + k2]), jnp.stack([k0 + k1, k2])])
+
+
 def upsample_conv2d_same(x: jax.Array, kernel: jax.Array, bias: jax.Array | None = None, *,
                          padding: str = "zero", activation: Callable[[jax.Array], jax.Array] | None = None,
                          winograd_kernel: jax.Array | None = None) -> jax.Array:
@@ -154,9 +166,9 @@ def upsample_conv2d_same(x: jax.Array, kernel: jax.Array, bias: jax.Array | None
     still, 2.25 per output) and other kernel sizes upsample first. Agrees with the two-step form
     to float rounding (tested, values and gradients). Its four phases and the workspace of their
     2x2 convolution take ~2x the memory of the upsampled map (SANet at 2048 px: 5.3 GB peak RSS
-    against 4.4 GB), so phases over ``SUBPIXEL_MAX_BYTES`` upsample first. One-off timings, reflect padding, 64 -> 64
-    channels: 128x128 -> 256x256 13.2 -> 6.8 ms, 256x256 -> 512x512 48.7 -> 25.1 ms; the whole AdaIN
-    decoder at 256 px 43 -> 39 ms.
+    against 4.4 GB), so phases over ``SUBPIXEL_MAX_BYTES`` upsample first. One-off timings, reflect
+    padding, 64 -> 64 channels: 128x128 -> 256x256 13.2 -> 6.8 ms, 256x256 -> 512x512 48.7 -> 25.1
+    ms; the whole AdaIN decoder at 256 px 43 -> 39 ms.
     """
     n, h, w, c_in = x.shape
     up_shape = (n, 2 * h, 2 * w, c_in)
@@ -164,15 +176,13 @@ def upsample_conv2d_same(x: jax.Array, kernel: jax.Array, bias: jax.Array | None
     if (not _fast_algorithms or kernel.shape[:2] != (3, 3) or padding not in PADDINGS
             or phase_bytes > SUBPIXEL_MAX_BYTES
             or winograd_eligible(up_shape, kernel.shape, x.dtype, prepared=winograd_kernel is not None)):
-        up = jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
-        return conv2d_same(up, kernel, bias, padding=padding, activation=activation, winograd_kernel=winograd_kernel)
+        return conv2d_same(upsample2x(x), kernel, bias, padding=padding, activation=activation,
+                           winograd_kernel=winograd_kernel)
     c_out = kernel.shape[3]
-    # Row taps per row phase (a, i, 3, Cin, Cout), then column taps per column phase.
-    rows = jnp.stack([jnp.stack([kernel[0], kernel[1] + kernel[2]]), jnp.stack([kernel[0] + kernel[1], kernel[2]])])
-    taps = jnp.stack([jnp.stack([rows[:, :, 0], rows[:, :, 1] + rows[:, :, 2]], 2),
-                      jnp.stack([rows[:, :, 0] + rows[:, :, 1], rows[:, :, 2]], 2)], 1)  # (a, b, i, j, Cin, Cout)
+    # Row phases, then column phases of each: (b, j, a, i, Cin, Cout).
+    taps = _phase_taps(_phase_taps(kernel, 0), 2)
     # One VALID 2x2 convolution gives all four phases as 4 Cout channels, phase (a, b) read at offset (a, b).
-    phases = jnp.transpose(taps, (2, 3, 4, 0, 1, 5)).reshape(2, 2, c_in, 4 * c_out)
+    phases = jnp.transpose(taps, (3, 1, 4, 2, 0, 5)).reshape(2, 2, c_in, 4 * c_out)
     y = _edge_padded_conv2x2(x, phases) if padding == "reflect" else _conv(x, phases, ((1, 1), (1, 1)))
     # Bias and activation on the phases (elementwise, so before the interleave): the interleaving copy
     # is then the last pass and writes the output directly.
@@ -377,9 +387,9 @@ def with_winograd_kernels(params):
     ``"kernel"`` that may take the Winograd path (:func:`winograd_eligible`), for inference: the VGG19
     encoder and the decoders pass it to :func:`conv2d_same`, so the transform is made once instead of
     on every call (whole pipelines at 256 px, one-off timings side by side: WCT 522 -> 447 ms, SANet
-    214 -> 190 ms, AdaIN 142 -> 139 ms). Costs 4x those kernels' memory (VGG19 to relu5_1: +206 MB). Gradients still flow to
-    ``kernel`` alone, so training keeps the plain parameters. Nested dicts are walked; every other
-    leaf is kept as is (not copied). Idempotent."""
+    214 -> 190 ms, AdaIN 142 -> 139 ms). Costs 4x those kernels' memory (VGG19 to relu5_1: +206 MB).
+    Gradients still flow to ``kernel`` alone, so training keeps the plain parameters. Nested dicts
+    are walked; every other leaf is kept as is (not copied). Idempotent."""
     if not isinstance(params, dict):
         return params
     out = {k: with_winograd_kernels(v) for k, v in params.items()}

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nst_jax.kernels import stats
-from nst_jax.kernels.conv import conv2d_same, upsample_conv2d_same
+from nst_jax.kernels.conv import conv2d_same, upsample2x, upsample_conv2d_same  # noqa: F401  (upsample2x re-exported)
 
 Array = jax.Array
 PADDINGS = ("reflect", "zero")
@@ -87,11 +87,6 @@ class InstanceNorm(nn.Module):
         bias = self.param("bias", nn.initializers.zeros, (c,), self.param_dtype).astype(self.dtype)
         mean, std = stats.mean_std(x.astype(self.dtype))
         return (x.astype(self.dtype) - mean) / std * scale.reshape(1, 1, 1, c) + bias.reshape(1, 1, 1, c)
-
-
-def upsample2x(x: Array) -> Array:
-    """Nearest-neighbour x2 upsampling of NHWC features (each pixel becomes a 2x2 block)."""
-    return jnp.repeat(jnp.repeat(x, 2, axis=1), 2, axis=2)
 
 
 def match_size(x: Array, size: tuple[int, int]) -> Array:
