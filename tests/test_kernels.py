@@ -10,12 +10,14 @@ from __future__ import annotations
 import functools
 
 import jax
+import jax.extend.core
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from nst_jax import kernels as K
 from nst_jax.kernels.patch_swap import _overlap_inverse
+from nst_jax.kernels.wct import ready_with
 
 RNG = np.random.default_rng(1234)
 
@@ -228,6 +230,31 @@ def test_wct_rank_deficient_inputs_are_masked_not_sliced():
     # A constant style (covariance 0): every eigenvalue masked -> the style mean everywhere.
     flat = np.broadcast_to(s[:, :1, :1], s.shape).copy()
     np.testing.assert_allclose(np.asarray(fn(c, flat)), flat[:, :1, :1] + 0 * c, atol=1e-5)
+
+
+def _eigh_inputs(fn, *args):
+    """For each eigh in ``fn``'s jaxpr, the indices of ``args`` its operand depends on."""
+    jaxpr = jax.make_jaxpr(fn)(*args).jaxpr
+    origin = {v: {i} for i, v in enumerate(jaxpr.invars)}
+    found = []
+    for eqn in jaxpr.eqns:  # a nested jaxpr (jit, scan) counts as one equation
+        deps = set().union(*(origin.get(v, set()) for v in eqn.invars if isinstance(v, jax.extend.core.Var)))
+        for out in eqn.outvars:
+            origin[out] = deps
+        if "eigh" in (eqn.primitive.name, eqn.params.get("name")):  # jnp.linalg.eigh is a jit of the primitive
+            found.append(deps)
+    return found
+
+
+def test_style_eigh_waits_for_the_content_statistics_without_changing_values():
+    c, s = correlated((1, 12, 12, 8)), correlated((1, 10, 10, 8), scale=3.0, offset=2.0)
+    # Both eigendecompositions become ready together (one per core; kernels.wct.ready_with).
+    assert _eigh_inputs(K.wct, c, s) == [{0}, {0, 1}]
+    assert _eigh_inputs(functools.partial(K.style_decorator, patch_size=3), c, s) == [{0}, {0, 1}]
+    x = jnp.arange(6.0).reshape(2, 3)
+    np.testing.assert_array_equal(np.asarray(ready_with(x, jnp.full((4, 4), 1e30))), x)
+    grad_anchor = jax.grad(lambda a: ready_with(x, a).sum())(jnp.ones(3))
+    np.testing.assert_array_equal(np.asarray(grad_anchor), 0.0)
 
 
 def test_wct_per_region_statistics():

@@ -48,7 +48,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nst_jax.errors import InputError
-from nst_jax.kernels.wct import EPS, zca_project, zca_recolor
+from nst_jax.kernels.wct import EPS, ready_with, zca_project, zca_recolor
 
 PADDINGS = ("valid", "reflect", "zero")
 INTERPS = ("normalized", "biased")
@@ -281,7 +281,7 @@ def style_decorator(content: jax.Array, style: jax.Array, *, alpha: float | jax.
     if interp not in INTERPS:
         raise InputError(f"interp must be one of {INTERPS}, got {interp!r}")
     projected_c, _ = zca_project(content, eps=eps)
-    projected_s, style_stats = zca_project(style, eps=eps)
+    projected_s, style_stats = zca_project(ready_with(style, content), eps=eps)
     swapped = patch_swap(projected_c, projected_s, patch_size=patch_size, stride=1, padding=padding,
                          style_padding=style_padding, chunk_size=chunk_size,
                          content_mask=content_mask, style_mask=style_mask)
