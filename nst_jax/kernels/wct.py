@@ -150,9 +150,9 @@ def ready_with(x: jax.Array, anchor: jax.Array) -> jax.Array:
     content's ``eigh`` is on the critical path, the style's is ready from the start; left alone, XLA
     runs the style ones first, two at a time, and then the second core idles during every content
     ``eigh``. Making the style's statistics wait for the content's pairs them, one per core (WCT at
-    256 px: 424 vs 436 ms, 437 vs 456 ms and 477 vs 488 ms in one-off side-by-side runs). ``lax.optimization_barrier``
-    would say this more plainly, but XLA:CPU drops it before scheduling; ``0.0 * a`` is kept (IEEE:
-    not foldable). The hint passes no gradient to ``anchor``.
+    256 px: 424 vs 436 ms, 437 vs 456 ms and 477 vs 488 ms in one-off side-by-side runs).
+    ``lax.optimization_barrier`` would say this more plainly, but XLA:CPU drops it before
+    scheduling; ``0.0 * a`` is kept (IEEE: not foldable). No gradient reaches ``anchor``.
     """
     return x + jax.lax.stop_gradient(anchor.reshape(-1)[0]) * 0.0
 
