@@ -151,6 +151,7 @@ def with_winograd(params: Params) -> Params:
 
 
 def _convs_up_to(layer: str) -> tuple[str, ...]:
+    """Names of the convolutions computed to reach ``layer`` (e.g. relu2_1: conv1_1, conv1_2, conv2_1)."""
     index = LAYERS.index(layer)
     return tuple(name for name in LAYERS[: index + 1] if name.startswith("conv"))
 

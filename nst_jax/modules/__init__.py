@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from nst_jax import vgg19
+from nst_jax.kernels.conv import upsample2x
 from nst_jax.modules.attention import CBAM, AttentionAutoencoder, AttentionOutput, SelfAttention
 from nst_jax.modules.decoders import (
     AdaINDecoder,
@@ -28,7 +29,7 @@ from nst_jax.modules.decoders import (
     decoder_spec,
     spec_param_count,
 )
-from nst_jax.modules.layers import Conv, InstanceNorm, count_params, match_size, upsample2x
+from nst_jax.modules.layers import Conv, InstanceNorm, count_params, match_size
 from nst_jax.modules.sanet import SANet, SANetTransform
 
 __all__ = [

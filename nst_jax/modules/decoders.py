@@ -53,7 +53,8 @@ import jax.numpy as jnp
 
 from nst_jax import vgg19
 from nst_jax.kernels.adain import adain
-from nst_jax.modules.layers import Conv, InstanceNorm, conv_param_count, he_init, linear_init, upsample2x
+from nst_jax.kernels.conv import upsample2x
+from nst_jax.modules.layers import Conv, InstanceNorm, conv_param_count, he_init, linear_init
 
 Array = jax.Array
 Skip = Array | Callable[[Array], Array]

@@ -16,7 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from nst_jax.kernels import stats
-from nst_jax.kernels.conv import conv2d_same, upsample2x, upsample_conv2d_same  # noqa: F401  (upsample2x re-exported)
+from nst_jax.kernels.conv import conv2d_same, upsample_conv2d_same
 
 Array = jax.Array
 PADDINGS = ("reflect", "zero")
@@ -37,7 +37,7 @@ class Conv(nn.Module):
       param_dtype: storage dtype of the parameters.
       activation: elementwise function applied inside the convolution (in place on its output;
         see :func:`nst_jax.kernels.conv.conv2d_same`), e.g. ``nn.relu``; None for none.
-      upsample: convolve the nearest x2 upsampling of the input (:func:`upsample2x`), computed
+      upsample: convolve the nearest x2 upsampling of the input (:func:`~nst_jax.kernels.conv.upsample2x`), computed
         without it where that is cheaper (:func:`nst_jax.kernels.conv.upsample_conv2d_same`).
     """
 
@@ -92,7 +92,7 @@ class InstanceNorm(nn.Module):
 def match_size(x: Array, size: tuple[int, int]) -> Array:
     """Crop (bottom/right) or edge-pad ``x`` so its spatial size is ``size``.
 
-    Used after :func:`upsample2x` when a coarser map came from floor-mode pooling of an odd size:
+    Used after :func:`~nst_jax.kernels.conv.upsample2x` when a coarser map came from floor-mode pooling of an odd size:
     ``2 * floor(h / 2)`` is ``h - 1`` for odd ``h``, and the dropped row is restored by repeating
     the last one (the same row the encoder's pooling discarded).
     """

@@ -32,7 +32,8 @@ import jax.numpy as jnp
 
 from nst_jax.kernels import stats
 from nst_jax.kernels.attention import DEFAULT_CHUNK_SIZE, attention, attention_weights
-from nst_jax.modules.layers import Conv, linear_init, match_size, mean_variance_norm, upsample2x
+from nst_jax.kernels.conv import upsample2x
+from nst_jax.modules.layers import Conv, linear_init, match_size, mean_variance_norm
 
 Array = jax.Array
 
