@@ -36,7 +36,7 @@ def compile_seconds(jitted, *args) -> tuple[Any, float, dict[str, float]]:
 
 def nominal_flops(jitted, *args, **static) -> float:
     """XLA's FLOP count of ``jitted`` for ``args``, lowered with direct convolutions: the computation
-    as written (a Winograd layer, :mod:`nst_jax.kernels.conv`, executes 2.25x fewer multiplications,
+    as written (a Winograd layer, :mod:`nst_jax.kernels.conv`, executes 4x fewer multiplications,
     and counting those would understate the work and the percentage of the matmul peak)."""
     with direct_convolutions():
         cost = jitted.lower(*args, **static).cost_analysis()

@@ -8,6 +8,7 @@ errors, as the modules that call them do.
 from __future__ import annotations
 
 import functools
+import zlib
 
 import jax
 import jax.extend.core
@@ -19,7 +20,15 @@ from nst_jax import kernels as K
 from nst_jax.kernels.patch_swap import _overlap_inverse
 from nst_jax.kernels.wct import ready_with
 
-RNG = np.random.default_rng(1234)
+RNG = np.random.default_rng(0)  # reseeded for every test by _seeded
+
+
+@pytest.fixture(autouse=True)
+def _seeded(request):
+    # Each test draws from its own stream, seeded by its name: its data does not depend on which
+    # tests ran before it in the process (pytest -k, xdist's distribution).
+    global RNG
+    RNG = np.random.default_rng(zlib.crc32(request.node.name.encode()))
 
 
 @pytest.fixture(autouse=True)
@@ -28,8 +37,9 @@ def _strict():
         yield
 
 
-def correlated(shape, *, rank=None, scale=2.0, offset=1.0, rng=RNG):
+def correlated(shape, *, rank=None, scale=2.0, offset=1.0, rng=None):
     """Random NHWC features with a non-trivial mean and covariance (optionally rank-deficient)."""
+    rng = RNG if rng is None else rng
     n, h, w, c = shape
     r = c if rank is None else rank
     z = rng.standard_normal((n, h * w, r)) @ (rng.standard_normal((r, c)) * scale / np.sqrt(r))
@@ -105,7 +115,7 @@ def jitted(fn, **static):
 def test_gram_and_its_custom_gradient_match_float64_reference(masked):
     """Value and reverse-mode gradients (features and mask) of ``L = sum(A * gram(F, m))`` for a
     non-symmetric ``A``: ``dL/dF = m F (A + A^T) / S``, ``dL/dm_p = (f_p^T A f_p - L) / S``, S = sum(m)."""
-    rng = np.random.default_rng(7)  # its own stream: the module's RNG feeds the later tests' data
+    rng = np.random.default_rng(7)
     x = correlated((2, 5, 4, 3), rng=rng)
     a = rng.standard_normal((2, 3, 3)).astype(np.float32)
     m = rng.uniform(0.0, 1.0, (2, 5, 4, 1)).astype(np.float32) if masked else np.ones((2, 5, 4, 1), np.float32)
@@ -213,8 +223,12 @@ def test_wct_matches_float64_reference():
 
 
 def test_wct_rank_deficient_inputs_are_masked_not_sliced():
+    # Largest eigenvalues ~20 (scale 2): float32 puts a null direction's eigenvalue at up to ~2.5e-7
+    # of the largest, under eps = 1e-5 here, so it is masked as in float64. (At scale 3, largest
+    # ~50, it crosses eps on about a third of the draws, is kept, and the colouring is off by up to
+    # its square root, ~1e-3 relative: the float32 limit that kernels/wct.py states.)
     c = correlated((1, 16, 16, 16), rank=5)
-    s = correlated((1, 16, 16, 16), rank=3, scale=3.0)
+    s = correlated((1, 16, 16, 16), rank=3, scale=2.0)
     fn = jax.jit(K.wct)
     # Static shapes under jit: the traced program has no data-dependent shapes.
     jaxpr = jax.make_jaxpr(K.wct)(c, s)

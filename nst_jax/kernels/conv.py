@@ -21,8 +21,9 @@ the SAME convolution alone (3x3, 2 cores: a 256x256x64 -> 64 conv 19 ms vs 20 ms
 
 Layers with many channels on small maps (:func:`winograd_eligible`: relu2_1 to relu5_1 of the
 VGG19 encoders and decoders at 256 px) are computed by Winograd's minimal filtering F(4x4, 3x3)
-(Lavin & Gray 2016) instead: 2.25x fewer multiplications, as one batched matmul over 36 transformed
-tile planes between two elementwise tile transforms, so XLA:CPU's matmul runs it near its peak. The
+(Lavin & Gray 2016) instead: 4x fewer multiplications (36 per 4x4 output tile instead of 144), as
+one batched matmul over 36 transformed tile planes between two elementwise tile transforms, so
+XLA:CPU's matmul runs it near its peak. The
 padding (zero or reflect) is explicit there: the tiles are copied anyway. The transformed kernel
 (``G g G^T``, 4x the kernel) depends only on the weights: :func:`with_winograd_kernels` stores it
 beside each kernel once, at load time, for inference (``FeedForward.load_params`` does); otherwise
@@ -348,7 +349,7 @@ def direct_convolutions() -> Iterator[None]:
 
 def winograd_eligible(x_shape, kernel_shape, dtype, *, prepared: bool = False) -> bool:
     """Whether :func:`conv2d_same` computes this layer with Winograd F(4x4, 3x3): float32 3x3 layers
-    with at least 64 channels in and out and 128 on one side (2.25x fewer multiplications do not pay
+    with at least 64 channels in and out and 128 on one side (4x fewer multiplications do not pay
     for the tile transforms on thinner layers, whose batched matmuls run far below peak), whose
     transformed maps fit ``WINOGRAD_MAX_BYTES``. At 256 px that is every VGG19 encoder and decoder
     layer from relu2_1 down but the 16x16 512 -> 512 ones, at 512 px from relu3_1 down; in one-off timings
@@ -367,7 +368,7 @@ def winograd_eligible(x_shape, kernel_shape, dtype, *, prepared: bool = False) -
 
 
 def _winograd_kernel_shape(kernel_shape) -> bool:
-    # 2.25x fewer multiplications do not pay for the tile transforms on thinner layers.
+    # 4x fewer multiplications do not pay for the tile transforms on thinner layers.
     k_h, k_w, c_in, c_out = kernel_shape
     return (k_h, k_w) == (3, 3) and min(c_in, c_out) >= 64 and max(c_in, c_out) >= 128
 
