@@ -23,10 +23,10 @@ Layers with many channels on small maps (:func:`winograd_eligible`: relu2_1 to r
 VGG19 encoders and decoders at 256 px) are computed by Winograd's minimal filtering F(4x4, 3x3)
 (Lavin & Gray 2016) instead: 4x fewer multiplications (36 per 4x4 output tile instead of 144), as
 one batched matmul over 36 transformed tile planes between two elementwise tile transforms, so
-XLA:CPU's matmul runs it near its peak. The
-padding (zero or reflect) is explicit there: the tiles are copied anyway. The transformed kernel
-(``G g G^T``, 4x the kernel) depends only on the weights: :func:`with_winograd_kernels` stores it
-beside each kernel once, at load time, for inference (``FeedForward.load_params`` does); otherwise
+XLA:CPU's matmul runs it near its peak. The padding (zero or reflect) is explicit there: the tiles
+are copied anyway. The transformed kernel (``G g G^T``, 4x the kernel) depends only on the weights:
+:func:`with_winograd_kernels` stores it beside each kernel once, at load time, for inference
+(``FeedForward.load_params`` does); otherwise
 every call makes it again, which costs a 512 -> 512 layer on a 32x32 map as much as its matmul.
 
 The kernel gradient of the convolution is our own (:func:`_kernel_grad`): XLA:CPU computes it as a
