@@ -109,8 +109,8 @@ RECIPE: list[tuple[str, list[Stage]]] = [
     # the decoder's activations to the encoder's statistics, the first training losses rose from
     # stage 1's 1.6 / 11.5 to ~1.9 / 15.7, and training brought them down to 1.6 / 8.6 (still slowly
     # falling). On the 8 quality pairs: style 0.575 -> 0.475 (lower on each pair), Gram 0.634 -> 0.506,
-    # content 0.671 -> 0.676; recon 18.6 -> 17.5 dB; the float32 export scored the same as the int8 one (0.473 / 0.504
-    # / 0.676).
+    # content 0.671 -> 0.676; recon 18.6 -> 17.5 dB; the float32 export scored as the int8 one
+    # (0.473 / 0.504 / 0.676).
     ("adain", [("adain", ["--steps", "800"], None),
                ("adain", ["--steps", "400", "--lr", "1e-4", "--warmup_steps", "20", "--fold_skips", "24"],
                 "cbam_conv4_1"),

@@ -26,8 +26,8 @@ one batched matmul over 36 transformed tile planes between two elementwise tile 
 XLA:CPU's matmul runs it near its peak. The padding (zero or reflect) is explicit there: the tiles
 are copied anyway. The transformed kernel (``G g G^T``, 4x the kernel) depends only on the weights:
 :func:`with_winograd_kernels` stores it beside each kernel once, at load time, for inference
-(``FeedForward.load_params`` does); otherwise
-every call makes it again, which costs a 512 -> 512 layer on a 32x32 map as much as its matmul.
+(``FeedForward.load_params`` does); otherwise every call makes it again, which costs a 512 -> 512
+layer on a 32x32 map as much as its matmul.
 
 The kernel gradient of the convolution is our own (:func:`_kernel_grad`): XLA:CPU computes it as a
 convolution whose "kernel" is the whole output-gradient map, 4-14x slower than PyTorch's oneDNN
