@@ -157,6 +157,13 @@ RECIPE: list[tuple[str, list[Stage]]] = [
     # by pair its style ratio was worse on 5 of the 8 pairs (mean 0.511 -> 0.550; the median moved
     # because other pairs landed in the middle); resumed to 3000 steps: 0.525 / 0.544 / 0.843. Judge a
     # candidate pair by pair, not by the median alone.
+    # Not kept either (2026-12-01, from stage 5, 8-pair means style / Gram / content 0.511 / 0.524 /
+    # 0.833): (a) the transform alone at --content_weight 3, 1200 steps: 0.559 / 0.565 / 0.833, its
+    # training content term flat from the first log on (the frozen decoder's reconstruction, not the
+    # transform, holds the content ratio up); (b) the decoder alone (--frozen transform, lr 1e-4,
+    # --content_weight 2, identity weights 200 pixels / 3 features, 1500 steps): content lower on every
+    # pair (0.78) but style 0.597, about where stage 5 at alpha ~0.75 lands on its own alpha curve
+    # (alpha 0.8: 0.576 / 0.795, 0.6: 0.683 / 0.762): a trade along that curve, not a better model.
     ("wct_relu2_1", [("wct", ["--level", "2", "--steps", "400", "--lr", "1e-3"], None)]),
     ("wct_relu3_1", [("wct", ["--level", "3", "--steps", "250"], None),
                      ("wct", ["--level", "3", "--steps", "400"], None)]),
