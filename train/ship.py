@@ -118,7 +118,7 @@ RECIPE: list[tuple[str, list[Stage]]] = [
                 None),
                # Stage 3 (2026-12-01): 2800 more steps of the same loss from stage 2's export, no fold, a
                # fresh Adam (27 min; training style loss 8.3 -> 7.1, content 1.6). 8 quality pairs, pair
-               # by pair against stage 2: style lower on 7 (equal on the 8th; mean 0.460 -> 0.420), Gram
+               # by pair against stage 2: style lower on 7 (0.461 -> 0.463 on the 8th; mean 0.460 -> 0.420), Gram
                # lower on all 8 (0.477 -> 0.421), content mixed, 4 up and 4 down (mean 0.673 -> 0.676).
                ("adain", ["--steps", "2800", "--lr", "1e-4", "--warmup_steps", "20"], None)]),
     # 3 decodes per pair: batch 2; identity-initialised transform (train.sanet.identity_start). Stage 1:
