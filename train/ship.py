@@ -111,18 +111,18 @@ RECIPE: list[tuple[str, list[Stage]]] = [
     # falling). On the 8 quality pairs: style 0.575 -> 0.475 (lower on each pair), Gram 0.634 -> 0.506,
     # content 0.671 -> 0.676; recon 18.6 -> 17.5 dB; the float32 export scored as the int8 one
     # (0.473 / 0.504 / 0.676).
+    # Stage 3: 2800 more steps of the same loss from stage 2's export, no fold, a fresh Adam (27 min;
+    # training style loss 8.3 -> 7.1, content 1.6). 8 quality pairs, pair by pair against stage 2:
+    # style lower on 7 (0.461 -> 0.463 on the 8th; mean 0.460 -> 0.420), Gram lower on all 8 (0.477 ->
+    # 0.421), content mixed, 4 up and 4 down (mean 0.673 -> 0.676). A stage 4 like it (2000 steps from
+    # stage 3's export, 20 min; training style loss 7.1 -> ~6.5) was not kept: pair by pair style lower
+    # on 3 of 8 and higher on 5 (mean 0.421 -> 0.423, though the median fell 0.437 -> 0.408), content
+    # 0.676 -> 0.673.
     ("adain", [("adain", ["--steps", "800"], None),
                ("adain", ["--steps", "400", "--lr", "1e-4", "--warmup_steps", "20", "--fold_skips", "24"],
                 "cbam_conv4_1"),
                ("adain", ["--steps", "3000", "--lr", "1e-4", "--warmup_steps", "20", "--fold_skips", "24"],
                 None),
-               # Stage 3 (2026-12-01): 2800 more steps of the same loss from stage 2's export, no fold, a
-               # fresh Adam (27 min; training style loss 8.3 -> 7.1, content 1.6). 8 quality pairs, pair
-               # by pair against stage 2: style lower on 7 (0.461 -> 0.463 on the 8th; mean 0.460 -> 0.420), Gram
-               # lower on all 8 (0.477 -> 0.421), content mixed, 4 up and 4 down (mean 0.673 -> 0.676).
-               # A stage 4 like it (2000 steps from stage 3's export, 20 min; training style loss 7.1 -> ~6.5)
-               # was not kept: pair by pair style lower on 3 of 8 and higher on 5 (mean 0.421 -> 0.423,
-               # though the median fell 0.437 -> 0.408), content 0.676 -> 0.673.
                ("adain", ["--steps", "2800", "--lr", "1e-4", "--warmup_steps", "20"], None)]),
     # 3 decodes per pair: batch 2; identity-initialised transform (train.sanet.identity_start). Stage 1:
     # the SANET re-implementation's identity weights (50 pixels, 1 features): with the paper's 1 / 50
