@@ -93,7 +93,7 @@ def _saliency(vgg, autoencoder, padded, *, kind: str, layer: str, projection: st
     else:
         mean, std = mean_std(c)
         x = (c - mean) / std
-    model = AttentionAutoencoder(layer=layer, kind=kind, padding="zero")
+    model = AttentionAutoencoder(layer=layer, kind=kind)  # "attend" only: the decoder's padding is unused
     s = model.apply({"params": autoencoder}, x, method="attend").saliency.astype(jnp.float32)
     lo, hi = jnp.min(s), jnp.max(s)
     s = (s - lo) / jnp.maximum(hi - lo, 1e-12)

@@ -47,12 +47,17 @@ def shipped_path(name: str) -> Path:
 
 
 def load(name: str, *, path: str | os.PathLike | None = None,
-         encoder: dict[str, Any] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
+         encoder: dict[str, Any] | None = None,
+         modules: dict[str, dict[str, Any]] | None = None) -> tuple[dict[str, Any], dict[str, Any]]:
     """Load checkpoint ``name`` (or the file ``path``); check it was trained for ``encoder``.
+
+    ``modules`` maps a parameter key of the card's ``modules`` entry (e.g. ``"autoencoder"``) to
+    constructor settings the caller will build that module with (e.g. ``{"padding": "reflect"}``);
+    a card that records another value is an error (a card without the entry is not checked).
 
     Raises:
       CheckpointError: missing (naming the training command), corrupt, of another kind, or trained
-        with another encoder configuration.
+        with another encoder or module configuration.
     """
     file = Path(path) if path else shipped_path(name)
     if not file.is_file():
@@ -70,4 +75,11 @@ def load(name: str, *, path: str | os.PathLike | None = None,
         if mismatched:
             detail = ", ".join(f"{k}: trained with {t!r}, asked for {v!r}" for k, (t, v) in mismatched.items())
             raise CheckpointError(f"{file} was trained for another encoder configuration ({detail})")
+    for key, expected in (modules or {}).items():
+        built = card.get("modules", {}).get(key, {}).get("kwargs", {})
+        mismatched = {k: (built[k], v) for k, v in expected.items() if k in built and built[k] != v}
+        if mismatched:
+            detail = ", ".join(f"{k}: trained with {t!r}, this method runs {v!r}" for k, (t, v) in mismatched.items())
+            raise CheckpointError(f"{file}: its {key!r} was trained with another configuration ({detail}); "
+                                  "retrain it, or fine-tune it from this file with the setting changed")
     return params, card

@@ -48,7 +48,7 @@ def _add_stylize(sub) -> None:
                    help="colour preservation: luminance-only transfer or colour matching of the style")
     p.add_argument("--alpha", type=float, default=None,
                    help="content-style trade-off of the feed-forward methods, in [0, 1] (1 = full style; "
-                        "default: the method's own, 1, or as in its reference code 0.6 for wct and 0.8 for avatar)")
+                        "default: the method's own: 1, 0.6 for wct as in its reference code, 0.5 for avatar, aams and cbam)")
     p.add_argument("--checkpoint", nargs="+", metavar="[NAME=]PATH", default=(),
                    help="use these exported checkpoint files instead of the shipped ones (NAME: which of the "
                         "method's checkpoints, e.g. wct_relu3_1=mine.npz; optional for one-checkpoint methods)")

@@ -209,15 +209,17 @@ def test_alpha_outside_the_unit_interval_is_rejected(name, alpha, images, params
         stylize(images["content"], images["style"], method=name, params=params(name), alpha=alpha)
 
 
-REFERENCE_ALPHA = {"wct": 0.6, "avatar": 0.8}  # the reference code's defaults; others 1
+# WCT's reference code's default; the patch-swap methods' measured one (nst_jax.methods.avatar/aams); others 1
+DEFAULT_ALPHA = {"wct": 0.6, "avatar": 0.5, "aams": 0.5, "cbam": 0.5, "cbam_conv3_1": 0.5, "cbam_conv5_1": 0.5}
 
 
 @pytest.mark.parametrize("name", ["adain", "wct", "avatar"])
 def test_alpha_default_is_the_methods_own(name, images, params):
-    """No ``alpha``: the method's ``default_alpha`` (WCT 0.6, Avatar-Net 0.8 like their reference
-    code, others 1)."""
+    """No ``alpha``: the method's ``default_alpha`` (WCT 0.6 like its reference code, Avatar-Net 0.5,
+    others 1)."""
     spec, p = FEEDFORWARD[name], params(name, tamed=True)
-    assert spec.default_alpha == REFERENCE_ALPHA.get(name, 1.0)
+    assert {n: s.default_alpha for n, s in FEEDFORWARD.items() if s.default_alpha != 1.0} == DEFAULT_ALPHA
+    assert spec.default_alpha == DEFAULT_ALPHA.get(name, 1.0)
     run = lambda **kw: stylize(images["content"], images["style"], method=name, params=p, **kw)  # noqa: E731
     default = run()
     np.testing.assert_array_equal(default, run(alpha=spec.default_alpha))
@@ -296,3 +298,23 @@ def test_checkpoint_round_trip_and_encoder_check(images, params, vgg_params, tmp
     with pytest.raises(CheckpointError, match="encoder configuration") as err:
         checkpoints.load("adain", path=zero, encoder=ENCODER)
     assert "'zero'" in str(err.value) and "'reflect'" in str(err.value)
+
+
+def test_module_configuration_on_the_card_is_checked(params, vgg_params, tmp_path):
+    """AAMS/CBAM decoders run with reflect padding; a checkpoint whose card records the TF code's zero
+    padding is refused by name (it would draw a dark frame), one recording reflect padding loads."""
+    learned = {k: v for k, v in params("aams").items() if k != "vgg"}
+    assert FEEDFORWARD["aams"].module_config == {"autoencoder": {"padding": "reflect"}}
+
+    def card(padding):
+        return {"method": "aams", "encoder": dict(ENCODER),
+                "modules": {"autoencoder": {"class": "nst_jax.modules.attention.AttentionAutoencoder",
+                                            "kwargs": {"layer": "relu4_1", "kind": "self", "padding": padding}}}}
+
+    zero = params_io.save(tmp_path / "aams_zero.npz", jax.device_get(learned), card("zero"))
+    with pytest.raises(CheckpointError, match="'autoencoder'") as err:
+        FEEDFORWARD["aams"].load_params(vgg=vgg_params, paths={"aams": str(zero)}, prepare=False)
+    assert "trained with 'zero'" in str(err.value) and "runs 'reflect'" in str(err.value)
+    ok = params_io.save(tmp_path / "aams_reflect.npz", jax.device_get(learned), card("reflect"))
+    loaded = FEEDFORWARD["aams"].load_params(vgg=vgg_params, paths={"aams": str(ok)}, prepare=False)
+    assert jax.tree.structure(loaded["autoencoder"]) == jax.tree.structure(learned["autoencoder"])

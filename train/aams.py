@@ -11,7 +11,9 @@ re-coloured with the input's own mean/std and decoded with AdaIN skips from the 
 
 (images in [0, 255] and raw Caffe-unit VGG19 features as in the TF code, ``--feature_units raw``;
 ``|| A ||_1`` as the mean absolute attention feature map).
-Optimiser: Adam lr 1e-4 (no decay), beta2 0.99, **epsilon 1.0**, batch 8, 80k steps.
+Optimiser: Adam lr 1e-4 (no decay), beta2 0.99, **epsilon 1.0**, batch 8, 80k steps. The decoder
+pads by reflection (``--decoder_padding``; the TF code's zero padding is ``zero``, and ``stylize``
+refuses such an export: fine-tune it with ``reflect`` first).
 The CBAM variant (seed 000) is ``python -m train.cbam``; it shares this spec.
 ``--teacher_forcing true`` (not in the papers; the shipped checkpoints' CPU recipe) trains only the
 decoder, segment by segment between its skips on the encoder's own features
@@ -47,6 +49,9 @@ class Config(common.SkipReconstructionConfig):
                                       "'normalised'", choices=common.FEATURE_UNITS)
     depth: str = field("conv4_1", "encoder depth (seed 000's three models)", choices=tuple(DEPTHS))
     width: float = field(1.0, "must stay 1: the attention module consumes the real VGG features")
+    decoder_padding: str = field("reflect", "the decoder's convolution padding: 'reflect' (what stylize "
+                                            "runs, DESIGN §3) or 'zero' (AAMS's TF code; such an export "
+                                            "only warm-starts a reflect one)", choices=("reflect", "zero"))
     identity_init: bool = field(True, "AAMS: zero the value projection h, so the attention branch starts "
                                       "as the identity (f_n * 0 + f_n); CBAM: no effect")
 
@@ -78,7 +83,7 @@ def make_method(kind: str, *, name: str, description: str, paper: dict, cpu: dic
         return DEPTHS[cfg.depth]
 
     def model(cfg: Config) -> AttentionAutoencoder:
-        return AttentionAutoencoder(layer=layer(cfg), kind=kind, padding="zero")
+        return AttentionAutoencoder(layer=layer(cfg), kind=kind, padding=cfg.decoder_padding)
 
     def init(cfg: Config, key: jax.Array):
         feats = common.example_features(common.relu_x1(layer(cfg)))
@@ -117,7 +122,7 @@ def make_method(kind: str, *, name: str, description: str, paper: dict, cpu: dic
         init=init,
         loss=loss,
         modules=lambda cfg: {"autoencoder": common.module_entry(
-            AttentionAutoencoder, layer=layer(cfg), kind=kind, padding="zero")},
+            AttentionAutoencoder, layer=layer(cfg), kind=kind, padding=cfg.decoder_padding)},
         run_name=lambda cfg: f"{name}_{cfg.depth}",
         description=description,
     )

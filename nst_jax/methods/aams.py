@@ -23,8 +23,8 @@ Transfer (AAMS ``transfer``; PRIOR_ART §2.7), at the autoencoder's encoder laye
    ``softmax_k(theta (1 - |a - centroid_k|))`` with theta = 50 (:func:`fusion_weights`), weighted sum.
 6. ``alpha`` (AAMS ``inter_weight``): ``alpha * fused + (1 - alpha) * modulated content``.
 7. ZCA re-colour with the style's colouring kernel and mean; decode with ``SkipDecoder.aams(l)``
-   (AdaIN skips from the *style's* lower relu{k}_1 features; several styles / masks fused exactly as
-   Avatar-Net's :func:`nst_jax.methods.avatar.skip_fusion`).
+   (reflect padding, :data:`DECODER_PADDING`; AdaIN skips from the *style's* lower relu{k}_1 features;
+   several styles / masks fused exactly as Avatar-Net's :func:`nst_jax.methods.avatar.skip_fusion`).
 
 **Randomness.** Only two steps use the ``key`` (``key -> split -> (k_blur, k_init)``): the 3x3 blur
 kernel (step 3) and the k-means initialisation (step 5; k-means++ seeding drawn from the filtered map,
@@ -212,7 +212,7 @@ def transfer(params, content, style_feats, weights, masks, alpha, key, *, kind: 
     if got != (kind, layer):
         raise InputError(f"these parameters hold a {got[0]!r} autoencoder at {got[1]}, but the method runs "
                          f"{kind!r} at {layer}; they belong to {_method_for(*got)}")
-    model = AttentionAutoencoder(layer=layer, kind=kind, padding="zero", chunk_size=chunk_size)
+    model = AttentionAutoencoder(layer=layer, kind=kind, padding=DECODER_PADDING, chunk_size=chunk_size)
     variables = {"params": params["autoencoder"]}
     c = encode(params["vgg"], content, (layer,))[layer]
     projected, _ = zca_project(c)
@@ -265,7 +265,7 @@ def make_init(kind: str, layer: str):
         layers = tuple(f"relu{b}_1" for b in range(1, int(layer[4]) + 1))
         feats = {lay: jnp.zeros((1, 32 // vgg19.STRIDES[lay], 32 // vgg19.STRIDES[lay], vgg19.CHANNELS[lay]))
                  for lay in layers}
-        model = AttentionAutoencoder(layer=layer, kind=kind, padding="zero")
+        model = AttentionAutoencoder(layer=layer, kind=kind, padding=DECODER_PADDING)
         return {"autoencoder": jax.jit(model.init)(fast_key(key), feats)["params"]}
     return init
 
@@ -285,6 +285,20 @@ def make_merge(kind: str, layer: str, checkpoint: str):
     return merge
 
 
+# The decoders pad by reflection, as every nst_jax decoder (DESIGN §3). AAMS's TF code pads with zeros;
+# our zero-padded decoders drew a dark frame around every image after their short training, gone
+# after 300 steps of their stylization loss with reflect padding (train/ship.py). A checkpoint whose
+# card records another padding is refused at load time.
+DECODER_PADDING = "reflect"
+
+# AAMS's inter_weight is 1 in its reference script. With our short-budget decoders the style ratio is
+# flat in alpha (within 0.03 from 1 to 0.3) while the photo reads better the less of the fused swap is
+# kept: on 8 *training* pairs (256 px) at alpha 1 / 0.5, style / content AAMS 0.347 / 0.897 -> 0.320 /
+# 0.853, CBAM conv4_1 0.316 / 0.899 -> 0.320 / 0.843, conv5_1 0.413 / 0.976 -> 0.405 / 0.952 (README,
+# Quality). 0.5 keeps half of the swap, at or within 0.005 of each one's lowest style ratio.
+DEFAULT_ALPHA = 0.5
+
+
 def _spec(name: str, kind: str, depth: str, checkpoint: str, summary: str) -> FeedForward:
     layer = DEPTHS[depth]
     return register(FeedForward(
@@ -293,7 +307,8 @@ def _spec(name: str, kind: str, depth: str, checkpoint: str, summary: str) -> Fe
         static=("depth", "patch_size", "theta", "iterations", "chunk_size"),
         options={"depth": None, "patch_size": 5, "theta": THETA, "iterations": ITERATIONS,
                  "chunk_size": DEFAULT_CHUNK_SIZE},
-        uses_key=True, merge=make_merge(kind, layer, checkpoint)))
+        uses_key=True, merge=make_merge(kind, layer, checkpoint), default_alpha=DEFAULT_ALPHA,
+        module_config={"autoencoder": {"padding": DECODER_PADDING}}))
 
 
 SPEC = _spec("aams", "self", "conv4_1", "aams",

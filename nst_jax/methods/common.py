@@ -14,7 +14,8 @@ jitted forward and crops back.
 
 Runtime controls, the same for every method:
 * ``alpha`` in [0, 1]: content-style trade-off in feature space (1 = full style); ``None`` takes the
-  method's :attr:`FeedForward.default_alpha` (1; WCT's 0.6, Avatar-Net's 0.8).
+  method's :attr:`FeedForward.default_alpha` (1; WCT's 0.6; 0.5 for the patch-swap methods
+  Avatar-Net, AAMS and CBAM).
 * ``style_weights``: interpolation weights of several styles (non-negative, summing to 1).
 * ``masks``: one (H, W) mask per style at the content's size (a style per region).
 * ``color``: ``"luminance"`` (keep the content's chrominance) or ``"match"`` (recolour each style
@@ -116,6 +117,8 @@ class FeedForward:
     # merge(params, {checkpoint name: tree}) -> params; default: every tree's entries join params.
     merge: Callable[[dict[str, Any], dict[str, Any]], dict[str, Any]] | None = None
     default_alpha: float = 1.0  # alpha when the caller passes none (the reference code's default)
+    # {card module key: constructor settings} every checkpoint's card must agree with (checkpoints.load).
+    module_config: dict[str, dict[str, Any]] = dataclasses.field(default_factory=dict)
 
     @functools.cached_property
     def jitted(self):
@@ -142,7 +145,8 @@ class FeedForward:
                              f"{', '.join(self.checkpoints)}")
         params = {"vgg": vgg if vgg is not None else port.load()}
         # Device arrays, as port.load's: jitted calls then never re-copy them from host memory.
-        loaded = {name: jax.device_put(checkpoints.load(name, path=paths.get(name), encoder=ENCODER)[0])
+        loaded = {name: jax.device_put(checkpoints.load(name, path=paths.get(name), encoder=ENCODER,
+                                                        modules=self.module_config)[0])
                   for name in self.checkpoints}
         if self.merge is not None:
             params = self.merge(params, loaded)

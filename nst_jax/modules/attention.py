@@ -184,7 +184,8 @@ class AttentionAutoencoder(nn.Module):
     Attributes:
       layer: ``"relu3_1"``, ``"relu4_1"`` (AAMS) or ``"relu5_1"`` (seed 000's three depths).
       kind: ``"self"`` or ``"cbam"``.
-      padding: decoder padding (``"zero"`` as AAMS).
+      padding: decoder padding: ``"reflect"``, as every nst_jax decoder (DESIGN §3); AAMS's TF code
+        pads with zeros (``"zero"``), which after a short training budget leaves a dark frame.
       width: decoder/attention width multiplier (tests only; 1.0 = the real network).
 
     ``apply(variables, feats) -> (rgb, AttentionOutput)`` where ``feats`` is a dict from
@@ -195,7 +196,7 @@ class AttentionAutoencoder(nn.Module):
 
     layer: str = "relu4_1"
     kind: str = "self"
-    padding: str = "zero"
+    padding: str = "reflect"
     width: float = 1.0
     chunk_size: int | None = DEFAULT_CHUNK_SIZE
     dtype: Any = jnp.float32

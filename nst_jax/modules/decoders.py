@@ -20,9 +20,9 @@ StyleSwapDecoder    relu3_1        instance norm after each hidden conv (the    
 SkipDecoder         relu4_1        AdaIN skips from relu3_1/2_1/1_1 before          3,549,827
   (Avatar-Net)                     dec3_1/dec2_1/dec1_1, dec1_1 is 64->64 + ReLU,
                                    then a 7x7 RGB head (Sheng et al. 2018)
-SkipDecoder.aams()  relu3_1 /      zero padding, AdaIN skips, 3x3 RGB head         3_1: 555,075
-  (AAMS / CBAM)     relu4_1 /      (= the mirror's dec1_1; Yao et al. 2019)        4_1: 3,505,219
-                    relu5_1                                                        5_1: 12,944,451
+SkipDecoder.aams()  relu3_1 /      AdaIN skips, 3x3 RGB head (= the mirror's       3_1: 555,075
+  (AAMS / CBAM)     relu4_1 /      dec1_1; Yao et al. 2019); reflect padding        4_1: 3,505,219
+                    relu5_1        (AAMS's TF code: zero)                          5_1: 12,944,451
 ==================  =============  ==============================================  ===========
 
 (``python -c "from nst_jax.modules import param_count_table; print(param_count_table())"`` recomputes
@@ -327,5 +327,6 @@ class SkipDecoder(_MirrorDecoder):
     @classmethod
     def aams(cls, layer: str = "relu4_1", **kwargs: Any) -> "SkipDecoder":
         """AAMS's decoder (Yao et al. 2019) at encoder depth ``layer`` (relu3_1 / relu4_1 / relu5_1):
-        zero padding, 3x3 RGB head (``dec1_1``), AdaIN skips from every lower ``relu{k}_1``."""
-        return cls(**{"layer": layer, "padding": "zero", "head_kernel": None, **kwargs})
+        3x3 RGB head (``dec1_1``), AdaIN skips from every lower ``relu{k}_1``; reflect padding by
+        default (the TF code's is zero: ``padding="zero"``)."""
+        return cls(**{"layer": layer, "padding": "reflect", "head_kernel": None, **kwargs})
