@@ -49,12 +49,13 @@ Stage = tuple[str, list[str], str | tuple[str, ...] | None]
 RECIPE_EXPORTS = REPO / "runs" / "recipe"
 _SEGMENTS = ["--teacher_forcing", "true", "--batch_size", "8", "--lr", "1e-3"]  # skip decoders, see below
 _LSTSQ_HEAD = ["--frozen", "decoder/dec1_1"]  # AAMS/CBAM's linear RGB head, from wct_relu1_1, see below
-_STYLIZATION = ["--style_weight", "10", "--batch_size", "4", "--lr", "1e-4", "--warmup_steps", "20", "--steps", "400"]
+_STYLIZATION_LOSS = ["--style_weight", "10", "--batch_size", "4", "--lr", "1e-4", "--warmup_steps", "20"]
+_STYLIZATION = [*_STYLIZATION_LOSS, "--steps", "400"]
+_MORE_STYLIZATION = [*_STYLIZATION_LOSS, "--steps", "300"]  # the skip decoders' third stage
 # AAMS/CBAM's first two stages ran with the TF code's zero-padded decoder; the third (_REFLECTED) fine-tunes
 # them by reflection, as stylize runs them (nst_jax.methods.aams.DECODER_PADDING).
 _ZERO = ["--decoder_padding", "zero"]
-_REFLECTED = ["--style_weight", "10", "--batch_size", "4", "--lr", "1e-4", "--warmup_steps", "20", "--steps", "300",
-              "--decoder_padding", "reflect"]
+_REFLECTED = [*_MORE_STYLIZATION, "--decoder_padding", "reflect"]
 RECIPE: list[tuple[str, list[Stage]]] = [
     # The relu1_1 decoder is linear: closed-form least squares, then a short fine-tune.
     ("wct_relu1_1", [("wct", ["--level", "1", "--lstsq_crops", "128", "--steps", "100", "--lr", "1e-4"], None)]),
@@ -121,7 +122,7 @@ RECIPE: list[tuple[str, list[Stage]]] = [
     ("avatar", [("avatar", [*_SEGMENTS, "--head_lstsq_crops", "128", "--frozen", "decoder/dec1_1,decoder/head",
                             "--steps", "150"], "cbam_conv5_1@0"),
                 ("avatar", [*_STYLIZATION, "--frozen", "decoder/dec1_1,decoder/head"], None),
-                ("avatar", [*_STYLIZATION[:-1], "300", "--frozen", "decoder/dec1_1,decoder/head"], None)]),
+                ("avatar", [*_MORE_STYLIZATION, "--frozen", "decoder/dec1_1,decoder/head"], None)]),
     # Stage 0: end to end from a random init (the paper's training; it seeds SANet and the relu4_1 WCT
     # decoder as adain@0). Held-out style 0.71 / content 0.90, recon 13.4 dB: blocky hatching, the photo
     # faint. Stage 1 replaces it: the teacher-forced CBAM conv4_1 decoder with its skips folded into fixed
