@@ -20,6 +20,11 @@ CLI (``add_cli``)::
 
     nst-jax attention IMAGE -o map.png [--method cbam] [--checkpoint PATH] [--overlay]
     nst-jax composite OBJECT_IMAGE BACKGROUND -o out.png [--style S ... --method M --region object]
+                      [--mask OBJECT_MASK]
+
+The shipped modules were trained on a CPU budget (README, Training) and their maps do not single
+out objects: AAMS's marks textured regions, CBAM's gates keep their random start. Pass ``--mask``
+(or ``mask=``) with an object mask of your own, or ``--checkpoint`` with a module trained longer.
 """
 
 from __future__ import annotations
@@ -255,6 +260,8 @@ def add_cli(sub) -> None:
                    help="what --style stylizes")
     c.add_argument("--attention", default="cbam", choices=ATTENTION_METHODS, help="attention model for the mask")
     c.add_argument("--checkpoint", default=None, metavar="PATH", help="attention autoencoder file")
+    c.add_argument("--mask", default=None, metavar="MASK",
+                   help="object mask image (white = object) to use instead of the attention map")
     c.add_argument("--threshold", type=float, default=None, help="binarise the mask at this value (default: soft)")
     c.add_argument("--alpha", type=float, default=None, help="content-style trade-off of the feed-forward methods")
     c.add_argument("--size", type=int, default=384, help="long side of the object image in pixels (0: keep)")
@@ -312,13 +319,21 @@ def _cmd_composite(args) -> int:
         raise InputError(f"unknown method {method!r}; available: {', '.join(sorted(METHODS))}")
     obj = load_image(args.object_image, size=args.size or None, kind="object")
     background = fit_cover(load_image(args.background, kind="background"), *obj.shape[:2])
-    attention_params = load_attention_params(args.attention, args.checkpoint)
-    mask = attention_map(attention_params, obj, method=args.attention)
+    if args.mask is not None:
+        from nst_jax.image import load_mask
+
+        if args.checkpoint is not None:
+            raise InputError("--mask replaces the attention map: drop --checkpoint (or --mask)")
+        attention_params, mask = None, load_mask(args.mask, *obj.shape[:2])
+    else:
+        attention_params = load_attention_params(args.attention, args.checkpoint)
+        mask = attention_map(attention_params, obj, method=args.attention)
     if args.threshold is not None:
         mask = (mask >= args.threshold).astype(np.float32)
     if args.style:
         styles = [load_image(s, size=args.size or None, kind="style") for s in args.style]
-        params = attention_params if method == args.attention else METHODS[method].load_params()
+        reuse = attention_params is not None and method == args.attention
+        params = attention_params if reuse else METHODS[method].load_params()
         options: dict[str, Any] = {"key": jax.random.key(args.seed)}
         if args.alpha is not None:
             if method == "gatys":

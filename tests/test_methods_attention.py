@@ -252,3 +252,22 @@ def test_attention_cli_end_to_end(images, params, tmp_path, capsys):
                            {"method": "sanet", "encoder": dict(ENCODER)})
     assert cli.main(["attention", str(photo), "-o", str(tmp_path / "y.png"), "--checkpoint", str(sanet)]) == 2
     assert "not an attention autoencoder" in capsys.readouterr().err
+
+
+def test_composite_cli_with_a_mask_file(images, tmp_path, capsys):
+    photo, background, mask = tmp_path / "photo.png", tmp_path / "bg.png", tmp_path / "mask.png"
+    obj = np.round(images["content"] * 255).astype(np.uint8)
+    bg = np.round(image_at(ASSETS / "content" / "lake_sherburne.jpg", H, W) * 255).astype(np.uint8)
+    half = np.zeros((H, W), np.uint8)
+    half[:, : W // 2] = 255  # object = left half
+    Image.fromarray(obj).save(photo)
+    Image.fromarray(bg).save(background)
+    Image.fromarray(half).save(mask)
+    out = tmp_path / "out.png"
+    argv = ["composite", str(photo), str(background), "-o", str(out), "--mask", str(mask), "--size", str(W)]
+    assert cli.main(argv) == 0, capsys.readouterr().err
+    got = np.asarray(Image.open(out))
+    np.testing.assert_array_equal(got[:, : W // 2], obj[:, : W // 2])
+    np.testing.assert_array_equal(got[:, W // 2:], bg[:, W // 2:])
+    Image.fromarray(half[:, : W // 3]).save(mask)  # another aspect ratio: not a mask of this photo
+    assert cli.main(argv + ["--overwrite"]) == 2 and "aspect ratios differ" in capsys.readouterr().err
