@@ -163,9 +163,31 @@ def _sym_power(cov: torch.Tensor, p: float, eps: float = EPS) -> torch.Tensor:
     return (vecs * d[:, None, :]) @ vecs.transpose(1, 2)
 
 
+def _centred_gram(x: torch.Tensor):
+    """``nst_jax.kernels.wct._centred_gram``: centred rows (N, C, P), mean, lifted position Gram."""
+    n, c, h, w = x.shape
+    flat = x.reshape(n, c, h * w)
+    mean = flat.mean(dim=2)
+    centred = flat - mean[:, :, None]
+    gram = centred.transpose(1, 2) @ centred / (h * w - 1)
+    lift = torch.diagonal(gram, dim1=-2, dim2=-1).sum(-1) / (h * w) ** 2
+    return centred, mean, gram + lift[:, None, None]
+
+
 def wct(content: torch.Tensor, style: torch.Tensor, eps: float = EPS) -> torch.Tensor:
-    """``nst_jax.kernels.wct.wct``: one fused C x C transform, one matmul over the features."""
+    """``nst_jax.kernels.wct.wct``: one fused C x C transform, one matmul over the features (or, with
+    no more positions than channels, the same transform through the positions' Gram matrices)."""
     n, c, h, w = content.shape
+    if h * w <= c:
+        xc, _, gram_c = _centred_gram(content)
+        whitened = xc @ _sym_power(gram_c, -0.5, eps)  # (N, C, P)
+        if style.shape[2] * style.shape[3] <= c:
+            xs, ms, gram_s = _centred_gram(style)
+            coloring = xs @ _sym_power(gram_s, -0.5, eps) @ xs.transpose(1, 2) / (xs.shape[2] - 1)
+        else:
+            ms, cov_s = _moments(style)
+            coloring = _sym_power(cov_s, 0.5, eps)
+        return (coloring @ whitened + ms[:, :, None]).reshape(n, c, h, w)
     mc, cov_c = _moments(content)
     ms, cov_s = _moments(style)
     transform = _sym_power(cov_s, 0.5, eps) @ _sym_power(cov_c, -0.5, eps)

@@ -246,6 +246,21 @@ def test_wct_rank_deficient_inputs_are_masked_not_sliced():
     np.testing.assert_allclose(np.asarray(fn(c, flat)), flat[:, :1, :1] + 0 * c, atol=1e-5)
 
 
+def test_wct_with_fewer_positions_than_channels_goes_through_the_gram_and_matches_float64():
+    # relu5_1's regime (256 positions, 512 channels) at test size: 20 positions, 48 channels, large
+    # eigenvalues (scale 30) where the covariance's float32 null space would pass eps.
+    c = correlated((2, 4, 5, 48), scale=30.0)
+    few, many = correlated((1, 5, 6, 48), scale=20.0, offset=3.0), correlated((1, 8, 8, 48), scale=20.0)
+    jaxpr = str(jax.make_jaxpr(K.wct)(c, few))
+    assert "f32[2,20,20]" in jaxpr and "f32[1,30,30]" in jaxpr and "f32[2,48,48]" not in jaxpr
+    for s in (few, many):  # the style by its Gram (30 positions) or its covariance (64 positions)
+        out = np.asarray(jax.jit(K.wct)(c, s))
+        for i in range(2):
+            ref = np_wct(c[i], s[0])
+            np.testing.assert_allclose(out[i], ref, atol=1e-4 * np.abs(ref).max())
+    assert _eigh_inputs(K.wct, c, few) == [{0}, {0, 1}]  # still paired, one per core
+
+
 def _eigh_inputs(fn, *args):
     """For each eigh in ``fn``'s jaxpr, the indices of ``args`` its operand depends on."""
     jaxpr = jax.make_jaxpr(fn)(*args).jaxpr
