@@ -1,6 +1,6 @@
 """Attention maps of the shipped AAMS/CBAM modules on the bundled contents, as one picture.
 
-    python benchmarks/attention_maps.py [--methods aams cbam] [--checkpoint NAME=PATH ...]
+    python benchmarks/attention_maps.py [--methods aams cbam] [--checkpoint METHOD=PATH ...]
 
 Rows are the bundled content photos, columns the photo and each method's saliency
 (:func:`nst_jax.attention_apps.attention_map`) as a heat map over it (bright = attended). Writes
@@ -25,7 +25,7 @@ CONTENTS = ("dog_kira.jpg", "astronaut.jpg", "lake_sherburne.jpg")
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--methods", nargs="+", default=["aams", "cbam"], choices=ATTENTION_METHODS)
-    parser.add_argument("--checkpoint", nargs="+", default=[], metavar="NAME=PATH",
+    parser.add_argument("--checkpoint", nargs="+", default=[], metavar="METHOD=PATH",
                         help="extra columns: METHOD=PATH of a candidate export")
     parser.add_argument("--size", type=int, default=256, help="long side of the photos")
     parser.add_argument("-o", "--output", default=str(RESULTS / "attention_maps.png"))

@@ -137,9 +137,10 @@ def wct(content: jax.Array, style: jax.Array, *, content_mask: jax.Array | None 
     Whitening and colouring are composed into one C x C matrix first, so the features go through a
     single matmul. Without a content mask and with no more positions than channels (relu5_1 of
     images up to 256 px), the same transform goes through the positions' Gram matrices instead
-    (:func:`_wct_by_gram`: smaller ``eigh``, no spurious null-space directions). The content-style ``alpha`` blend (Li et al. Sec. 3.1) is the caller's:
-    ``alpha * wct(c, s) + (1 - alpha) * c``. Masks give per-region statistics (the transform is
-    applied everywhere; composite regions with :func:`nst_jax.kernels.blend_by_masks`).
+    (:func:`_wct_by_gram`: smaller ``eigh``, no spurious null-space directions). The content-style
+    ``alpha`` blend (Li et al. Sec. 3.1) is the caller's: ``alpha * wct(c, s) + (1 - alpha) * c``.
+    Masks give per-region statistics (the transform is applied everywhere; composite regions with
+    :func:`nst_jax.kernels.blend_by_masks`).
     """
     if content_mask is None and _few_positions(content):
         return _wct_by_gram(content, style, style_mask, eps)
@@ -195,7 +196,7 @@ def _wct_by_gram(content: jax.Array, style: jax.Array, style_mask: jax.Array | N
         else:
             mean_s, cov_s = _moments(style, style_mask)
             (coloring,) = sym_powers(ready_with(cov_s, gram_c), (0.5,), eps=eps)
-    return _apply(whitened.reshape(content.shape[0], *content.shape[1:]), coloring, None, mean_s)
+    return _apply(whitened.reshape(content.shape), coloring, None, mean_s)
 
 
 def ready_with(x: jax.Array, anchor: jax.Array) -> jax.Array:
